@@ -1,0 +1,28 @@
+"""mmattr: explain which image regions make a multimodal model match a target.
+
+Core method: Chen et al., "Less is More: Fewer Interpretable Region via Submodular Subset
+Selection", ICLR 2024.
+"""
+
+from ._version import __version__
+from .adapters import Adapter, list_adapters, load_adapter, register_adapter
+from .api import explain
+from .config import ExplainConfig, load_config
+from .division import Divider, list_dividers, register_divider
+from .errors import InputError, MmattrError, ModelError
+from .explainers import Explainer, list_explainers, register_explainer
+from .explanation import Explanation
+from .image import load_image
+from .metrics import auc
+from .objective import Objective, SMDLObjective, SMDLWeights
+from .regions import RegionStack
+from .search import Search, SearchResult, list_searches, register_search
+from .targets import Target
+
+__all__ = [
+    "__version__", "Adapter", "Divider", "ExplainConfig", "Explainer", "Explanation", "InputError",
+    "MmattrError", "ModelError", "Objective", "RegionStack", "SMDLObjective", "SMDLWeights",
+    "Search", "SearchResult", "Target", "auc", "explain", "list_adapters", "list_dividers",
+    "list_explainers", "list_searches", "load_adapter", "load_config", "load_image",
+    "register_adapter", "register_divider", "register_explainer", "register_search",
+]

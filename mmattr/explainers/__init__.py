@@ -1,0 +1,8 @@
+"""Explainers: each returns an `Explanation` for one image and one target."""
+
+from __future__ import annotations
+
+from .base import EXPLAINERS, Explainer, list_explainers, register_explainer
+from . import smdl  # noqa: F401  (registers "smdl")
+
+__all__ = ["EXPLAINERS", "Explainer", "list_explainers", "register_explainer"]

@@ -1,0 +1,110 @@
+"""SMDL: attribution as submodular subset selection over sub-regions.
+
+Ref. Chen et al., "Less is More: Fewer Interpretable Region via Submodular Subset Selection",
+ICLR 2024.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..adapters.base import Adapter
+from ..division import make_divider
+from ..explanation import Explanation
+from ..metrics import auc
+from ..objective import SMDLObjective, target_match
+from ..regions import RegionStack
+from ..search import make_search
+from ..targets import Target
+from ..vocabulary import load_vocabulary
+from .base import Explainer, ProgressFn, register_explainer
+
+
+def resolve_vocabulary(spec: str | None, target: Target, adapter: Adapter
+                       ) -> tuple[list[str] | None, int | None, str]:
+    """The class names for probability scores, the target's index among them, and their source.
+
+    A target missing from the vocabulary is appended to it, so its probability is defined.
+    """
+    source = spec or adapter.default_vocabulary
+    if source is None:
+        return None, None, "none"
+    names = load_vocabulary(source)
+    label = target.label
+    if label in names:
+        return names, names.index(label), str(source)
+    return names + [label], len(names), f"{source} + target"
+
+
+@register_explainer("smdl")
+class SMDLExplainer(Explainer):
+    """Divide, then order the sub-regions greedily by the SMDL objective."""
+
+    def explain(self, image: np.ndarray, target: Target, adapter: Adapter,
+                progress: ProgressFn | None = None) -> Explanation:
+        cfg = self.config
+        t0 = time.perf_counter()
+        labels = make_divider(cfg.division, cfg.regions).divide(image)
+        t_divide = time.perf_counter()
+
+        names, target_index, vocab_source = resolve_vocabulary(cfg.vocabulary, target, adapter)
+        with torch.inference_mode():
+            target_emb = adapter.encode_target(target).to(adapter.device)
+            vocab_emb = None
+            if names is not None:
+                appended = vocab_source.endswith("+ target")
+                vocab_emb = adapter.class_embeddings(names[:-1] if appended else names)
+                if appended:
+                    vocab_emb = torch.cat([vocab_emb, target_emb[None]])
+
+            stack = RegionStack(image, labels, adapter, batch_size=cfg.batch_size)
+            # F(s_i) costs N passes; only the effectiveness term needs it.
+            region_emb = (stack.embed_regions() if cfg.weights.effectiveness != 0
+                          else torch.eye(stack.n, device=adapter.device))
+            objective = SMDLObjective(target_emb, region_emb, cfg.weights, mode=cfg.score,
+                                      vocabulary=vocab_emb, target_index=target_index,
+                                      logit_scale=adapter.logit_scale, confidence=cfg.confidence)
+            empty_emb, full_emb = stack.embed_ends()
+            t_prep = time.perf_counter()
+            result = make_search(cfg.search).run(objective, stack, progress=progress)
+            t_search = time.perf_counter()
+
+            # Curves from the search's own embeddings: probability when a vocabulary exists.
+            curve_score = "probability" if vocab_emb is not None else "cosine"
+            def curve(first: torch.Tensor, rest: torch.Tensor) -> list[float]:
+                return target_match(torch.cat([first[None], rest]), curve_score, target_emb,
+                                    vocab_emb, target_index, adapter.logit_scale).tolist()
+            ins = curve(empty_emb, result.prefix_in)
+            dele = curve(full_emb, result.prefix_out)
+        area = stack.area.cpu().numpy()
+        x = np.concatenate([[0.0], np.cumsum(area[result.order])])
+        x[-1] = 1.0
+        attribution = self._attribution(labels, result.order, result.scores)
+        seconds = time.perf_counter() - t0
+        return Explanation(
+            image=image, attribution=attribution, regions=labels, order=result.order,
+            scores=result.scores, terms=result.terms, curve_x=x.tolist(),
+            insertion_curve=ins, deletion_curve=dele,
+            insertion_auc=auc(x, ins), deletion_auc=auc(x, dele),
+            curve_score=curve_score, forward_passes=stack.forward_passes, seconds=seconds,
+            method="smdl", model=adapter.describe(), target={**target.to_dict(), "label": target.label},
+            settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": vocab_source,
+                      "vocabulary_size": len(names) if names else 0, "target_index": target_index,
+                      "objective": objective.settings(), "search_settings": result.extra},
+            version=__version__,
+            timings={"divide": t_divide - t0, "prepare": t_prep - t_divide,
+                     "search": t_search - t_prep, "total": seconds})
+
+    def _attribution(self, labels: np.ndarray, order: list[int], scores: list[float]) -> np.ndarray:
+        n = len(order)
+        values = np.zeros(n, np.float32)
+        if self.config.attribution == "rank":
+            values[order] = (n - np.arange(n, dtype=np.float32)) / n
+        else:
+            gains = np.diff(np.concatenate([[0.0], np.asarray(scores, np.float64)]))
+            values[order] = gains.astype(np.float32)
+        return values[labels]
