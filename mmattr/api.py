@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .adapters import Adapter, load_adapter
 from .config import ExplainConfig, load_config
 from .explainers import EXPLAINERS
@@ -15,13 +13,18 @@ from .image import ImageLike, load_image
 from .targets import Target
 
 
-def explain(image: ImageLike, text: str | list[str] | None = None, model: str | Adapter | None = None,
-            *, config: ExplainConfig | str | Path | None = None, progress=None,
+def explain(image: ImageLike, text: str | list[str] | None = None,
+            model: str | Adapter | None = None, *, target: Target | None = None,
+            class_name: str | int | None = None, target_image: str | Path | None = None,
+            target_embedding: str | Path | Any = None,
+            config: ExplainConfig | str | Path | None = None, progress=None,
             **settings: Any) -> Explanation:
-    """Explain which regions of `image` make `model` match `text`.
+    """Explain which regions of `image` make `model` match a target.
 
-    `model` is a spec (``demo``, ``hf:FOLDER``) or an already loaded `Adapter`; loaded models are
-    cached, so repeated calls reuse them. `settings` override the config's fields
+    The target is `text` (a prompt, or a list of prompts averaged), `class_name`, a
+    `target_image`, a `target_embedding` (.npy path or array), or a ready `Target`.
+    `model` is a spec (``demo``, ``hf:FOLDER``) or an already loaded `Adapter`; loaded models
+    are cached, so repeated calls reuse them. `settings` override the config's fields
     (``division="grid"``, ``regions=25``, ``score="probability"``, ...).
 
     >>> e = explain("scene.png", text="a red circle")
@@ -33,16 +36,24 @@ def explain(image: ImageLike, text: str | list[str] | None = None, model: str | 
         cfg = config
     else:
         cfg = load_config(config)
-    if isinstance(model, Adapter):
-        cfg = cfg.replace(**settings, model=model.spec or type(model).__name__)
-    else:
-        cfg = cfg.replace(**settings, model=model)
-    target = Target.from_text(text if text is not None else "")
+    spec = (model.spec or type(model).__name__) if isinstance(model, Adapter) else model
+    cfg = cfg.replace(**settings, model=spec)
+    if target is None:
+        target = Target.from_options(text, class_name, target_image, target_embedding)
     pixels = load_image(image)
-    explainer_cls = EXPLAINERS.get(cfg.method)
+    explainer_cls = validate(cfg)
     adapter = model if isinstance(model, Adapter) else load_adapter(cfg.model, cfg.device, cfg.dtype)
-    with torch.inference_mode():
-        return explainer_cls(cfg).explain(pixels, target, adapter, progress=progress)
+    return explainer_cls(cfg).explain(pixels, target, adapter, progress=progress)
+
+
+def validate(cfg: ExplainConfig):
+    """Check the registry names of a config before any model is loaded; returns the explainer."""
+    from .division import DIVIDERS
+    from .search import SEARCHES
+
+    SEARCHES.get(cfg.search)
+    DIVIDERS.get(cfg.division.split(":", 1)[0])
+    return EXPLAINERS.get(cfg.method)
 
 
 def default_out_dir(image: str | Path) -> Path:
@@ -50,7 +61,7 @@ def default_out_dir(image: str | Path) -> Path:
     return Path("explanations") / Path(image).stem
 
 
-def explain_to_dir(image: str | Path, text: str | list[str], out_dir: str | Path | None = None,
+def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None = None,
                    *, config: ExplainConfig | None = None, overwrite: bool = False,
                    progress=None) -> tuple[Explanation | None, Path]:
     """Explain an image file and write every result file into `out_dir`, atomically.
@@ -64,19 +75,18 @@ def explain_to_dir(image: str | Path, text: str | list[str], out_dir: str | Path
 
     cfg = config or ExplainConfig()
     out = Path(out_dir) if out_dir is not None else default_out_dir(image)
-    target = Target.from_text(text)
     if not overwrite and is_complete(out):
         try:
             done = json.loads((out / "explanation.json").read_text())
         except (OSError, ValueError):
             done = {}
-        same = (done.get("target", {}).get("texts") == list(target.texts)
+        same = (done.get("target") == target.to_dict()
                 and done.get("image") == str(Path(image).resolve())
                 and {k: v for k, v in done.get("settings", {}).items() if k in cfg.to_dict()}
                 == cfg.to_dict())
         if same:
             return None, out
-    explanation = explain(image, text=list(target.texts), config=cfg, progress=progress)
+    explanation = explain(image, target=target, config=cfg, progress=progress)
     explanation.source = str(Path(image).resolve())
     explanation.save(out, top_k=cfg.top_k)
     return explanation, out

@@ -31,6 +31,14 @@ class ExplainConfig:
     device: str = "auto"
     dtype: str = "auto"
     top_k: int = 5
+    seed: int = 0
+    #: prior:<method> division: the baseline map is pooled to prior_grid² cells, prior_group a region
+    prior_grid: int = 10
+    prior_group: int = 4
+    sam_checkpoint: str | None = None
+    sam_model: str = "vit_b"
+    #: CAM methods: the layer to hook (a module path); None picks one automatically
+    layer: str | None = None
 
     def replace(self, **changes: Any) -> "ExplainConfig":
         """A copy with the given settings changed; None values are ignored."""
@@ -41,7 +49,8 @@ class ExplainConfig:
         return asdict(self)
 
 
-_TYPES: dict[str, type] = {"regions": int, "batch_size": int, "top_k": int}
+_TYPES: dict[str, type] = {"regions": int, "batch_size": int, "top_k": int, "prior_grid": int,
+                           "prior_group": int}
 _CHOICES = {"attribution": ("rank", "gain"), "dtype": ("auto", "fp32", "fp16", "bf16")}
 
 
@@ -81,7 +90,12 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
     for name, choices in _CHOICES.items():
         if name in values and values[name] not in choices:
             raise InputError(f"setting {name} must be one of {', '.join(choices)}, got {values[name]!r}")
-    for name in ("model", "method", "division", "score", "confidence", "search", "device"):
+    if "seed" in values:
+        try:
+            values["seed"] = int(values["seed"])
+        except (TypeError, ValueError):
+            raise InputError(f"setting seed must be an integer, got {values['seed']!r}") from None
+    for name in ("model", "method", "division", "score", "confidence", "search", "device", "sam_model"):
         if name in values and not isinstance(values[name], str):
             raise InputError(f"setting {name} must be a string, got {values[name]!r}")
     return dataclasses.replace(ExplainConfig(), **values)

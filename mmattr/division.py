@@ -137,5 +137,9 @@ def grid_shape(h: int, w: int, n: int) -> tuple[int, int]:
     return min(good, key=lambda rc: (abs(math.log((h / rc[0]) / (w / rc[1]))), -rc[0] * rc[1]))
 
 
-def make_divider(name: str, regions: int, **options: Any) -> Divider:
+def make_divider(spec: str, regions: int, **options: Any) -> Divider:
+    """``slico`` → SlicoDivider; ``prior:hsic`` → the ``prior`` divider with method="hsic"."""
+    name, _, arg = spec.partition(":")
+    if arg:
+        options["method"] = arg
     return DIVIDERS.get(name)(regions=regions, **options)

@@ -1,21 +1,33 @@
-"""What an explanation is about: a text prompt today, later a class, an image or an embedding."""
+"""What an explanation is about: a text, a class, a reference image or a raw embedding."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .errors import InputError
 
+TARGET_KINDS = ("text", "class", "image", "embedding")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Target:
-    """A target the image is matched against.
+    """A target the image is matched against; adapters turn it into one embedding.
 
-    `texts` holds one or more prompts; their template-averaged embeddings are averaged into one.
+    - ``text``: one or more prompts; template-averaged embeddings, averaged over prompts.
+    - ``class``: a class name or index of a classifier or of the vocabulary.
+    - ``image``: a reference image (path); its embedding is the target.
+    - ``embedding``: a (D,) vector given directly (e.g. from a .npy file).
     """
 
     kind: str
     texts: tuple[str, ...] = field(default_factory=tuple)
+    class_name: str | int | None = None
+    image: str | None = None
+    embedding: np.ndarray | None = None
 
     @classmethod
     def from_text(cls, text: str | list[str] | tuple[str, ...]) -> "Target":
@@ -25,10 +37,66 @@ class Target:
             raise InputError("the target text is empty: pass a prompt such as --text \"a red circle\"")
         return cls(kind="text", texts=texts)
 
+    @classmethod
+    def from_options(cls, text: str | list[str] | None = None, class_name: str | int | None = None,
+                     image: str | Path | None = None,
+                     embedding: str | Path | np.ndarray | None = None) -> "Target":
+        """Exactly one of the four; the CLI's --text / --class / --target-image / --target-embedding."""
+        given = [name for name, v in (("--text", text), ("--class", class_name),
+                                      ("--target-image", image), ("--target-embedding", embedding))
+                 if v is not None and not (isinstance(v, (list, tuple)) and not v)]
+        if not given:
+            raise InputError("no target: pass --text, --class, --target-image or --target-embedding")
+        if len(given) > 1:
+            raise InputError(f"give one target, not {' and '.join(given)}")
+        if text is not None:
+            return cls.from_text(text)
+        if class_name is not None:
+            name = class_name.strip() if isinstance(class_name, str) else class_name
+            if name == "":
+                raise InputError("the target class is empty")
+            if isinstance(name, str) and name.isdigit():
+                name = int(name)
+            return cls(kind="class", class_name=name)
+        if image is not None:
+            path = Path(image)
+            if not path.is_file():
+                raise InputError(f"target image not found: {path}")
+            return cls(kind="image", image=str(path))
+        if isinstance(embedding, np.ndarray):
+            vec = embedding
+        else:
+            path = Path(embedding)  # type: ignore[arg-type]
+            if not path.is_file():
+                raise InputError(f"target embedding file not found: {path}")
+            try:
+                vec = np.load(path, allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise InputError(f"cannot read target embedding {path}: {exc}") from None
+        vec = np.asarray(vec, dtype=np.float32).squeeze()
+        if vec.ndim != 1 or not np.all(np.isfinite(vec)) or not np.any(vec):
+            raise InputError(f"the target embedding must be one finite, non-zero vector, got shape {vec.shape}")
+        return cls(kind="embedding", embedding=vec)
+
     @property
     def label(self) -> str:
         """The name used for this target in vocabularies and outputs."""
-        return " | ".join(self.texts)
+        if self.kind == "text":
+            return " | ".join(self.texts)
+        if self.kind == "class":
+            return str(self.class_name)
+        if self.kind == "image":
+            return f"image:{Path(self.image).name}"  # type: ignore[arg-type]
+        return f"embedding[{self.embedding.shape[0]}]"  # type: ignore[union-attr]
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "texts": list(self.texts)}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "label": self.label}
+        if self.kind == "text":
+            out["texts"] = list(self.texts)
+        elif self.kind == "class":
+            out["class"] = self.class_name
+        elif self.kind == "image":
+            out["image"] = str(Path(self.image).resolve())  # type: ignore[arg-type]
+        else:
+            out["dim"] = int(self.embedding.shape[0])  # type: ignore[union-attr]
+        return out

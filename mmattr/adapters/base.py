@@ -41,11 +41,47 @@ class Adapter(ABC):
         """(P,) prompts → (P, D) embeddings; only models with a text tower have it."""
         raise ModelError(f"model {self.spec!r} has no text encoder: it cannot take a text target")
 
+    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Differentiable (B, D) embeddings, for gradient-based methods; same values as
+        `encode_images`. Adapters whose `encode_images` runs under inference mode override it."""
+        return self.encode_images(pixels)
+
+    @torch.inference_mode()
     def encode_target(self, target: Target) -> torch.Tensor:
-        """The unit-norm (D,) embedding of a target: templates averaged, then prompts averaged."""
+        """The unit-norm (D,) embedding of a target.
+
+        Text: templates averaged, then prompts averaged. Class: its name as a text prompt
+        (classifier adapters override this). Image: the reference image's embedding.
+        Embedding: the vector itself, checked against the model's dimension.
+        """
         if target.kind == "text":
             return self.class_embeddings([list(target.texts)])[0]
+        if target.kind == "class":
+            if not isinstance(target.class_name, str):
+                raise ModelError(f"model {self.spec!r} has no class list: give the class by name")
+            return self.class_embeddings([target.class_name])[0]
+        if target.kind == "image":
+            from ..image import load_image
+
+            pixels = torch.from_numpy(load_image(target.image))[None].to(self.device)
+            return F.normalize(self.encode_images(self.preprocess(pixels)).float(), dim=-1)[0]
+        if target.kind == "embedding":
+            vec = torch.as_tensor(target.embedding, dtype=torch.float32, device=self.device)
+            if vec.shape[0] != self.embed_dim:
+                raise ModelError(f"the target embedding has {vec.shape[0]} dimensions, model "
+                                 f"{self.spec!r} embeds into {self.embed_dim}")
+            return F.normalize(vec, dim=0)
         raise ModelError(f"model {self.spec!r} cannot encode a target of kind {target.kind!r}")
+
+    @property
+    def embed_dim(self) -> int:
+        """The embedding dimension D, measured once on a black image."""
+        if getattr(self, "_embed_dim", None) is None:
+            h, w = self.preprocess.output_hw
+            with torch.inference_mode():
+                probe = self.encode_images(torch.zeros(1, 3, h, w, device=self.device))
+            self._embed_dim = int(probe.shape[-1])
+        return self._embed_dim
 
     @torch.inference_mode()
     def class_embeddings(self, classes: Sequence[str | Sequence[str]],

@@ -73,11 +73,14 @@ class HFAdapter(Adapter):
         self._max_len = int(getattr(model.config, "text_config", model.config).max_position_embeddings)
         self._pad = "max_length" if "siglip" in model.config.model_type else True
 
-    @torch.inference_mode()
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         with self.autocast():
             out = self.model.get_image_features(pixel_values=pixels.to(self.device))
         return _features(out).float()
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.forward_images(pixels)
 
     @torch.inference_mode()
     def encode_texts(self, prompts: Sequence[str]) -> torch.Tensor:

@@ -8,9 +8,6 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from ..adapters import ADAPTERS
-from ..division import list_dividers
-from ..objective import SCORE_MODES
 from ._common import console, one_line_errors, progress_bar
 
 app = typer.Typer(name="mmattr", add_completion=False, no_args_is_help=True,
@@ -34,40 +31,46 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-def _choice(value: Optional[str], choices: list[str], option: str) -> Optional[str]:
-    if value is not None and value not in choices:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
-    return value
-
-
 @app.command()
 @one_line_errors
 def explain(
     image: Path = typer.Argument(..., help="Image file to explain."),
-    text: str = typer.Option(..., "--text", "-t", help="Target prompt, e.g. \"a red circle\"."),
-    model: Optional[str] = typer.Option(None, help=f"Model spec: {', '.join(ADAPTERS.names() or ['demo', 'hf:PATH'])} (default demo)."),
-    division: Optional[str] = typer.Option(None, help=f"Sub-region division: {', '.join(list_dividers())}."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Target prompt, e.g. \"a red circle\"."),
+    class_name: Optional[str] = typer.Option(None, "--class", help="Target class, by name or index."),
+    target_image: Optional[Path] = typer.Option(None, "--target-image", help="Explain the similarity to this image."),
+    target_embedding: Optional[Path] = typer.Option(None, "--target-embedding", help="Target embedding, a (D,) .npy file."),
+    model: Optional[str] = typer.Option(None, help="Model spec, e.g. demo or hf:FOLDER (see `mmattr models`)."),
+    method: Optional[str] = typer.Option(None, help="Attribution method (default smdl)."),
+    division: Optional[str] = typer.Option(None, help="Sub-region division, e.g. slico, grid."),
     regions: Optional[int] = typer.Option(None, help="About this many sub-regions, never more (default 49)."),
+    search: Optional[str] = typer.Option(None, help="SMDL search strategy (default exact)."),
     score: Optional[str] = typer.Option(None, help="Consistency/collaboration score: cosine or probability."),
     vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities: a file (one per line) or 'shapes'."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default explanations/IMAGE_STEM)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    dtype: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16 (autocast on GPU)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward pass."),
+    sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="segment-anything checkpoint for --division sam."),
+    sam_model: Optional[str] = typer.Option(None, "--sam-model", help="vit_b, vit_l or vit_h."),
+    layer: Optional[str] = typer.Option(None, help="CAM methods: the layer to use (module path)."),
+    seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and searches."),
     config: Optional[Path] = typer.Option(None, help="YAML settings (see configs/explain.yaml)."),
     overwrite: bool = typer.Option(False, help="Redo an output folder that is already complete."),
 ) -> None:
-    """Explain IMAGE for the target TEXT and write attribution.npy, regions.npy, overlay.png,
+    """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
     curves.png and explanation.json."""
     from ..api import explain_to_dir
     from ..config import ExplainConfig, load_config
+    from ..targets import Target
 
-    _choice(division, list_dividers(), "--division")
-    _choice(score, list(SCORE_MODES), "--score")
+    target = Target.from_options(text, class_name, target_image, target_embedding)
     cfg = (load_config(config) if config else ExplainConfig()).replace(
-        model=model, division=division, regions=regions, score=score, vocabulary=vocabulary,
-        device=device, batch_size=batch_size)
-    with progress_bar("SMDL search") as progress:
-        result, out_dir = explain_to_dir(image, text, out, config=cfg, overwrite=overwrite,
+        model=model, method=method, division=division, regions=regions, search=search,
+        score=score, vocabulary=vocabulary, device=device, dtype=dtype, batch_size=batch_size,
+        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
+        layer=layer, seed=seed)
+    with progress_bar(f"{cfg.method} explanation") as progress:
+        result, out_dir = explain_to_dir(image, target, out, config=cfg, overwrite=overwrite,
                                          progress=progress)
     if result is None:
         console.print(f"{out_dir} already holds this explanation; --overwrite redoes it")
