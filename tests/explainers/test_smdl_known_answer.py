@@ -7,7 +7,8 @@ import mmattr
 
 
 def test_hot_region_ranked_first(hotbox, gray_image):
-    e = mmattr.explain(gray_image, text="the hot box", model=hotbox, division="grid", regions=16)
+    e = mmattr.explain(gray_image, text="the hot box", model=hotbox, division="grid", regions=16,
+                      search="exact")
     assert e.n_regions == 16
     assert e.order[0] == 6
     assert sorted(e.order) == list(range(16))
@@ -27,9 +28,9 @@ def test_hot_region_ranked_first(hotbox, gray_image):
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
 def test_batch_size_does_not_change_result(hotbox, gray_image, batch_size):
     ref = mmattr.explain(gray_image, text="x", model=hotbox, division="grid", regions=16,
-                         batch_size=512)
+                         batch_size=512, search="exact")
     e = mmattr.explain(gray_image, text="x", model=hotbox, division="grid", regions=16,
-                       batch_size=batch_size)
+                       batch_size=batch_size, search="exact")
     assert e.order == ref.order
     np.testing.assert_allclose(e.insertion_curve, ref.insertion_curve, atol=1e-6)
     np.testing.assert_allclose(e.scores, ref.scores, atol=1e-6)
