@@ -77,8 +77,10 @@ class Preprocess:
         if self.resize_hw is not None:
             th, tw = self.resize_hw
         elif self.shortest_edge is not None:
-            scale = self.shortest_edge / min(h, w)
-            th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+            # As transformers: the short side becomes the size, the long side is truncated.
+            short, long = (h, w) if h <= w else (w, h)
+            new_long = max(1, int(self.shortest_edge * long / short))
+            th, tw = (self.shortest_edge, new_long) if h <= w else (new_long, self.shortest_edge)
         else:
             th, tw = h, w
         if (th, tw) != (h, w):

@@ -1,0 +1,84 @@
+"""`mmattr explain` end to end with the demo model, and every bad input as one line."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mmattr.cli import app
+from mmattr.datasets.shapes import render_scene
+
+runner = CliRunner()
+FAST = ["--division", "grid", "--regions", "9", "--search", "exact"]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    Image.fromarray(render_scene(166, size=96).image).save(path)
+    return path
+
+
+def test_explain_writes_every_file(scene, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(scene), "--text", "a red circle", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "insertion AUC" in result.output
+    attribution = np.load(out / "attribution.npy")
+    regions = np.load(out / "regions.npy")
+    assert attribution.shape == regions.shape == (96, 96)
+    assert attribution.dtype == np.float32 and regions.dtype == np.int32
+    for name in ("overlay.png", "curves.png"):
+        assert Image.open(out / name).size[0] > 0
+    data = json.loads((out / "explanation.json").read_text())
+    for key in ("model", "target", "division", "n_regions", "order", "insertion_auc",
+                "deletion_auc", "forward_passes", "seconds", "mmattr_version", "settings"):
+        assert key in data
+    assert data["n_regions"] == 9 and sorted(data["order"]) == list(range(9))
+    assert data["forward_passes"] == 9 * 10 + 9 + 2
+    assert data["curve_score"] == "probability"  # the demo model's shapes vocabulary
+    assert data["settings"]["score"] == "cosine" and data["settings"]["regions"] == 9
+
+    # A rerun with the same settings skips the finished work; --overwrite redoes it.
+    again = runner.invoke(app, ["explain", str(scene), "--text", "a red circle", "--out", str(out), *FAST])
+    assert again.exit_code == 0 and "already holds" in again.output
+    redo = runner.invoke(app, ["explain", str(scene), "--text", "a red circle", "--out", str(out),
+                               "--overwrite", *FAST])
+    assert redo.exit_code == 0 and "insertion AUC" in redo.output
+
+
+def _bad(args, out: Path, expect: str) -> None:
+    result = runner.invoke(app, [*args, "--out", str(out), *FAST])
+    assert result.exit_code != 0
+    text = result.output.strip()
+    assert expect in text, text
+    assert "Traceback" not in text and len(text.splitlines()) <= 2, text
+    assert not out.exists(), "no partial output folder"
+
+
+def test_bad_inputs(scene, tmp_path):
+    out = tmp_path / "never"
+    _bad(["explain", str(tmp_path / "missing.png"), "--text", "a red circle"], out, "not found")
+    (tmp_path / "note.png").write_text("not an image")
+    _bad(["explain", str(tmp_path / "note.png"), "--text", "x"], out, "not an image")
+    data = scene.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 3])
+    _bad(["explain", str(tmp_path / "cut.png"), "--text", "x"], out, "truncated")
+    _bad(["explain", str(scene), "--text", "  "], out, "empty")
+    _bad(["explain", str(scene), "--text", "x", "--model", "nosuch"], out, "unknown model family")
+    _bad(["explain", str(scene), "--text", "x", "--model", "hf:/no/such/folder"], out, "cannot load")
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tiny)
+    result = runner.invoke(app, ["explain", str(tiny), "--text", "x", "--regions", "50",
+                                 "--division", "grid", "--out", str(out)])
+    assert result.exit_code != 0 and "more than the image" in result.output and not out.exists()
+    _bad(["explain", str(scene), "--text", "x", "--division", "voronoi"], out, "unknown division")
+
+
+def test_models_lists_families():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    assert "demo" in result.output and "hf:<hub id or folder>" in result.output
