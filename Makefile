@@ -12,6 +12,9 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
+	# pytorch-grad-cam is only the peer for the CAM cross-checks; its opencv-python-headless
+	# requirement would shadow opencv-contrib (ximgproc), so it comes without dependencies.
+	$(PY) -m pip install -q --no-deps "grad-cam>=1.5" ttach
 	touch $(STAMP)
 
 install: $(STAMP)

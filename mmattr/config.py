@@ -24,7 +24,7 @@ class ExplainConfig:
     score: str = "cosine"
     confidence: str = "entropy"
     weights: SMDLWeights = field(default_factory=SMDLWeights)
-    search: str = "exact"
+    search: str = "lazy"
     vocabulary: str | None = None
     attribution: str = "rank"
     batch_size: int = 64
@@ -39,6 +39,12 @@ class ExplainConfig:
     sam_model: str = "vit_b"
     #: CAM methods: the layer to hook (a module path); None picks one automatically
     layer: str | None = None
+    #: stochastic search: sample (N/k)·ln(1/ε) candidates per step
+    search_epsilon: float = 0.01
+    #: lazy search: stale candidates re-evaluated per batch
+    search_batch: int = 2
+    #: bidirectional search: lowest-scoring candidates re-checked for the back list
+    search_shortlist: int = 8
 
     def replace(self, **changes: Any) -> "ExplainConfig":
         """A copy with the given settings changed; None values are ignored."""
@@ -49,7 +55,8 @@ class ExplainConfig:
         return asdict(self)
 
 
-_TYPES: dict[str, type] = {"regions": int, "batch_size": int, "top_k": int, "prior_grid": int,
+_TYPES: dict[str, type] = {"search_batch": int, "search_shortlist": int,
+                           "regions": int, "batch_size": int, "top_k": int, "prior_grid": int,
                            "prior_group": int}
 _CHOICES = {"attribution": ("rank", "gain"), "dtype": ("auto", "fp32", "fp16", "bf16")}
 
@@ -90,6 +97,13 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
     for name, choices in _CHOICES.items():
         if name in values and values[name] not in choices:
             raise InputError(f"setting {name} must be one of {', '.join(choices)}, got {values[name]!r}")
+    if "search_epsilon" in values:
+        try:
+            values["search_epsilon"] = float(values["search_epsilon"])
+        except (TypeError, ValueError):
+            raise InputError(f"setting search_epsilon must be a number, got {values['search_epsilon']!r}") from None
+        if not 0.0 < values["search_epsilon"] < 1.0:
+            raise InputError(f"setting search_epsilon must be in (0, 1), got {values['search_epsilon']}")
     if "seed" in values:
         try:
             values["seed"] = int(values["seed"])

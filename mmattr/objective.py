@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 
 from .errors import InputError
 
 SCORE_MODES = ("cosine", "probability")
+#: (B, D) embeddings, (K, D) vocabulary → (B, K) logits
+LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CONFIDENCE_MODES = ("entropy", "evidential")
 
 
@@ -30,12 +33,15 @@ class SMDLWeights:
 
 def target_match(emb: torch.Tensor, mode: str, target: torch.Tensor,
                  vocabulary: torch.Tensor | None = None, target_index: int | None = None,
-                 logit_scale: float = 100.0) -> torch.Tensor:
+                 logit_scale: float = 100.0, logits_fn: LogitsFn | None = None) -> torch.Tensor:
     """(B, D) unit-norm embeddings → (B,) cosine to the target, or the target's softmax
-    probability over the vocabulary with logits = logit_scale · cosine."""
+    probability over the vocabulary with logits = logit_scale · cosine, or
+    ``logits_fn(emb, vocabulary)`` when given (`Adapter.logits`: a classifier's exact head)."""
     if mode == "cosine":
         return emb @ target.to(emb.dtype)
     assert vocabulary is not None and target_index is not None
+    if logits_fn is not None:
+        return logits_fn(emb, vocabulary).softmax(-1)[:, target_index]
     return (logit_scale * emb @ vocabulary.T.to(emb.dtype)).softmax(-1)[:, target_index]
 
 
@@ -61,7 +67,8 @@ class SMDLObjective(Objective):
     def __init__(self, target: torch.Tensor, region_emb: torch.Tensor,
                  weights: SMDLWeights = SMDLWeights(), mode: str = "cosine",
                  vocabulary: torch.Tensor | None = None, target_index: int | None = None,
-                 logit_scale: float = 100.0, confidence: str = "entropy") -> None:
+                 logit_scale: float = 100.0, confidence: str = "entropy",
+                 logits_fn: LogitsFn | None = None) -> None:
         if mode not in SCORE_MODES:
             raise InputError(f"unknown score {mode!r}; use {' or '.join(SCORE_MODES)}")
         if confidence not in CONFIDENCE_MODES:
@@ -79,6 +86,7 @@ class SMDLObjective(Objective):
         self.target_index = target_index
         self.logit_scale = float(logit_scale)
         self.confidence_mode = confidence
+        self.logits_fn = logits_fn
         cos = (region_emb @ region_emb.T).clamp(-1.0, 1.0)
         # dist = arccos(cos)/π as the reference; a region is never its own nearest neighbour.
         self._dist = torch.arccos(cos) / math.pi
@@ -87,12 +95,14 @@ class SMDLObjective(Objective):
     # -- the four terms ---------------------------------------------------------------------
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         assert self.vocabulary is not None
+        if self.logits_fn is not None:
+            return self.logits_fn(emb, self.vocabulary)
         return self.logit_scale * emb @ self.vocabulary.T
 
     def match(self, emb: torch.Tensor) -> torch.Tensor:
         """How well embeddings match the target: cosine, or probability over the vocabulary."""
         return target_match(emb, self.mode, self.target, self.vocabulary, self.target_index,
-                            self.logit_scale)
+                            self.logit_scale, self.logits_fn)
 
     def confidence(self, emb_in: torch.Tensor) -> torch.Tensor:
         z = self.logits(emb_in)

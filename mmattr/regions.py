@@ -2,24 +2,49 @@
 
 Resizing and cropping are linear, so with R_i = resize(I ⊙ 1_i) precomputed once,
 resize(I ⊙ 1_S) = Σ_{i∈S} R_i: a batch of subsets (B, N) becomes model input with one matrix
-product, on the device, with no per-candidate resize. It is the only place that calls the
-encoder during a search, so it counts every forward pass.
+product, and a search step's candidates S ∪ {c} become model input by indexing the stack
+(R_S + R_c), on the device, with no per-candidate resize. It is the only place that calls the
+encoder during a search, so it counts every forward pass; it also splits each batch across the
+processes of a launcher (see `mmattr.distributed`) and bounds memory by its chunk size.
+
+Ref. Chen et al., "Less is More: Fewer Interpretable Region via Submodular Subset Selection",
+ICLR 2024 (masked-in / masked-out sub-region images).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .adapters.base import Adapter
 from .errors import InputError
 
+ProgressFn = Callable[[int, int], None]
+#: share of the free accelerator memory a chunk may take (the rest: model, stack, allocator slack)
+_FREE_SHARE = 0.5
+#: images in the memory probe on an accelerator
+_PROBE = 4
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
 
 class RegionStack:
-    """Regions of one image at the model's input resolution, plus the encoder that scores them."""
+    """Regions of one image at the model's input resolution, plus the encoder that scores them.
+
+    `batch_size` caps the images per encoder call; the chunk actually used is the largest that
+    fits the free memory (measured on accelerators), halved and retried on out-of-memory. The
+    result does not depend on it.
+    """
 
     def __init__(self, image: np.ndarray, labels: np.ndarray, adapter: Adapter,
                  batch_size: int = 64, region_chunk: int = 16) -> None:
@@ -30,10 +55,13 @@ class RegionStack:
         self.adapter = adapter
         self.device = adapter.device
         self.batch_size = int(batch_size)
+        #: images encoded for this stack, summed over every process (same as one process)
         self.forward_passes = 0
+        #: how many times an out-of-memory error halved the chunk
+        self.oom_halvings = 0
         pre = adapter.preprocess
         dev = self.device
-        img = torch.from_numpy(np.ascontiguousarray(image)).to(dev).permute(2, 0, 1).float() / 255.0
+        img = torch.from_numpy(np.array(image, dtype=np.uint8)).to(dev).permute(2, 0, 1).float() / 255.0
         lab = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)).to(dev)
         self.n = int(lab.max().item()) + 1
         # Pixel share of each region in the original image, for the curves' x axis.
@@ -48,6 +76,44 @@ class RegionStack:
         self.shape = tuple(stack.shape[1:])
         self._stack = stack.reshape(self.n, -1)
         self._full = pre.geometry(img[None]).reshape(1, -1)
+        self._mean = torch.tensor(pre.mean, device=dev).view(1, -1, 1, 1)
+        self._std = torch.tensor(pre.std, device=dev).view(1, -1, 1, 1)
+        self.chunk = self._initial_chunk()
+
+    # -- memory ---------------------------------------------------------------------------------
+    def _initial_chunk(self) -> int:
+        """Images per encoder call: `batch_size`, lowered to what the free memory holds."""
+        per_image = self._bytes_per_image()
+        if per_image is None:
+            return self.batch_size
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+        else:
+            try:
+                import psutil
+
+                free = psutil.virtual_memory().available
+            except ImportError:
+                return self.batch_size
+        return int(max(1, min(self.batch_size, _FREE_SHARE * free // per_image)))
+
+    def _bytes_per_image(self) -> int | None:
+        pixels = int(np.prod(self.shape)) * 4
+        if self.device.type != "cuda":
+            # No allocator statistics on the CPU: bound by the composed inputs and a generous
+            # allowance for activations (a ViT-B at 224² needs about 40 input sizes).
+            return pixels * 64
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        with torch.inference_mode():
+            self.adapter.encode_images(torch.zeros(_PROBE, *self.shape, device=self.device))
+        peak = torch.cuda.max_memory_allocated(self.device) - before
+        return max(pixels * 3, peak // _PROBE + pixels * 3)
+
+    # -- composition ----------------------------------------------------------------------------
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.view(-1, *self.shape) - self._mean) / self._std
 
     def compose(self, subsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N) 0/1 subsets → normalised masked-in and masked-out inputs, each (B, 3, h, w).
@@ -55,14 +121,71 @@ class RegionStack:
         Masked-in keeps only the subset's regions (the rest black); masked-out blacks them out.
         """
         inside = subsets.to(self._stack.dtype) @ self._stack
-        outside = self._full - inside
-        norm = self.adapter.preprocess.normalize
-        shape = (-1, *self.shape)
-        return norm(inside.view(shape)), norm(outside.view(shape))
+        return self._normalize(inside), self._normalize(self._full - inside)
 
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        self.forward_passes += pixels.shape[0]
-        return self.adapter.encode_images(pixels).float()
+    def compose_add(self, base: torch.Tensor, candidates: torch.Tensor, remove: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs of base ∪ {c} (or base \\ {c} with `remove`) for each candidate region c.
+
+        One row of the stack indexed per candidate: the step loop of a greedy search.
+        """
+        base_img = base.to(self._stack.dtype) @ self._stack
+        rows = self._stack.index_select(0, candidates)
+        inside = base_img - rows if remove else base_img + rows
+        return self._normalize(inside), self._normalize(self._full - inside)
+
+    # -- encoding -------------------------------------------------------------------------------
+    def _run(self, count: int, compose: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+             masked_out: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encode `count` composed rows: this process's share, in chunks, gathered at the end."""
+        start, stop, _ = distributed.shard_bounds(count)
+        outs_in: list[torch.Tensor] = []
+        outs_out: list[torch.Tensor] = []
+        while start < stop:
+            # One candidate brings two images (masked-in and -out) when masked_out is asked for.
+            per = max(1, self.chunk // 2) if masked_out else self.chunk
+            end = min(stop, start + per)
+            try:
+                inside, outside = compose(start, end)
+                # Composition stays in float32; only the encoder runs under autocast.
+                with self._autocast():
+                    if not masked_out:
+                        outs_in.append(self.adapter.encode_images(inside).float())
+                    elif self.chunk >= 2:
+                        emb = self.adapter.encode_images(torch.cat([inside, outside])).float()
+                        outs_in.append(emb[: end - start])
+                        outs_out.append(emb[end - start:])
+                    else:
+                        outs_in.append(self.adapter.encode_images(inside).float())
+                        outs_out.append(self.adapter.encode_images(outside).float())
+            except (RuntimeError, MemoryError) as exc:
+                if not _is_oom(exc) or self.chunk == 1:
+                    raise
+                self._halve()  # and retry the same rows with the smaller chunk
+                continue
+            start = end
+        self.forward_passes += count * (2 if masked_out else 1)
+        emb_in = self._gather(outs_in, count)
+        emb_out = self._gather(outs_out, count) if masked_out else None
+        return emb_in, emb_out
+
+    def _autocast(self):
+        # Duck-typed adapters (tests, wrappers) may lack it: then plain float32.
+        autocast = getattr(self.adapter, "autocast", None)
+        return autocast() if autocast is not None else contextlib.nullcontext()
+
+    def _halve(self) -> None:
+        self.chunk = max(1, self.chunk // 2)
+        self.oom_halvings += 1
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _gather(self, parts: list[torch.Tensor], count: int) -> torch.Tensor:
+        if parts:
+            local = torch.cat(parts)
+        else:  # this process's share is empty (fewer rows than processes)
+            local = torch.zeros(0, self.adapter.embed_dim, device=self.device)
+        return F.normalize(distributed.gather_rows(local, count), dim=-1)
 
     @torch.inference_mode()
     def embed(self, subsets: torch.Tensor, masked_out: bool = True,
@@ -72,31 +195,28 @@ class RegionStack:
         Chunked so that at most `batch_size` images go through the encoder at once.
         """
         subsets = subsets.to(self.device)
-        outs_in, outs_out = [], []
-        per = self.batch_size // 2 if masked_out and self.batch_size > 1 else self.batch_size
-        for start in range(0, subsets.shape[0], per):
-            inside, outside = self.compose(subsets[start:start + per])
-            if masked_out and per != self.batch_size:
-                emb = self._encode(torch.cat([inside, outside]))
-                outs_in.append(emb[: inside.shape[0]])
-                outs_out.append(emb[inside.shape[0]:])
-            else:
-                outs_in.append(self._encode(inside))
-                if masked_out:
-                    outs_out.append(self._encode(outside))
-        emb_in = F.normalize(torch.cat(outs_in), dim=-1)
-        emb_out = F.normalize(torch.cat(outs_out), dim=-1) if masked_out else None
-        return emb_in, emb_out
+        return self._run(subsets.shape[0], lambda a, b: self.compose(subsets[a:b]), masked_out)
+
+    @torch.inference_mode()
+    def embed_add(self, base: torch.Tensor, candidates: torch.Tensor, masked_out: bool = True,
+                  remove: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Embeddings of base ∪ {c} (base \\ {c} with `remove`) for each region id in candidates.
+
+        `base` is an (N,) 0/1 vector; the same values as `embed` on the equivalent subset rows.
+        """
+        base = base.to(self.device)
+        candidates = candidates.to(self.device)
+        return self._run(candidates.shape[0],
+                         lambda a, b: self.compose_add(base, candidates[a:b], remove), masked_out)
 
     def embed_regions(self) -> torch.Tensor:
         """(N, D) embeddings of each region shown alone: F(s_i) of the effectiveness score."""
-        eye = torch.eye(self.n, device=self.device)
-        return self.embed(eye, masked_out=False)[0]
+        none = torch.zeros(self.n, device=self.device)
+        return self.embed_add(none, torch.arange(self.n, device=self.device), masked_out=False)[0]
 
     def embed_ends(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings of the black image and of the full image (the curves' end points)."""
-        none = torch.zeros(1, self.n, device=self.device)
-        return self.embed(none, masked_out=False)[0][0], self.embed(none + 1, masked_out=False)[0][0]
-
-
-ProgressFn = Callable[[int, int], None]
+        ends = torch.stack([torch.zeros(self.n, device=self.device),
+                            torch.ones(self.n, device=self.device)])
+        emb = self.embed(ends, masked_out=False)[0]
+        return emb[0], emb[1]

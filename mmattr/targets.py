@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import InputError
 
-TARGET_KINDS = ("text", "class", "image", "embedding")
+TARGET_KINDS = ("text", "class", "image", "embedding", "audio")
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,6 +21,7 @@ class Target:
     - ``class``: a class name or index of a classifier or of the vocabulary.
     - ``image``: a reference image (path); its embedding is the target.
     - ``embedding``: a (D,) vector given directly (e.g. from a .npy file).
+    - ``audio``: an audio clip (path), for models with an audio encoder (ImageBind).
     """
 
     kind: str
@@ -28,6 +29,13 @@ class Target:
     class_name: str | int | None = None
     image: str | None = None
     embedding: np.ndarray | None = None
+    audio: str | None = None
+
+    @classmethod
+    def from_audio(cls, path: str | Path) -> "Target":
+        if not Path(path).is_file():
+            raise InputError(f"target audio not found: {path}")
+        return cls(kind="audio", audio=str(path))
 
     @classmethod
     def from_text(cls, text: str | list[str] | tuple[str, ...]) -> "Target":
@@ -87,6 +95,8 @@ class Target:
             return str(self.class_name)
         if self.kind == "image":
             return f"image:{Path(self.image).name}"  # type: ignore[arg-type]
+        if self.kind == "audio":
+            return f"audio:{Path(self.audio).name}"  # type: ignore[arg-type]
         return f"embedding[{self.embedding.shape[0]}]"  # type: ignore[union-attr]
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +107,8 @@ class Target:
             out["class"] = self.class_name
         elif self.kind == "image":
             out["image"] = str(Path(self.image).resolve())  # type: ignore[arg-type]
+        elif self.kind == "audio":
+            out["audio"] = str(Path(self.audio).resolve())  # type: ignore[arg-type]
         else:
             out["dim"] = int(self.embedding.shape[0])  # type: ignore[union-attr]
         return out

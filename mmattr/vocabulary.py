@@ -10,15 +10,35 @@ from .errors import InputError
 DEFAULT_TEMPLATES: tuple[str, ...] = ("{}", "a photo of {}.", "an image of {}.", "a picture of {}.")
 
 
+_ASSETS = Path(__file__).parent / "assets"
+#: class lists that loaded models bring (a classifier's labels), by the key in their
+#: ``default_vocabulary``; filled by the adapters, not by users
+_MODEL_VOCABULARIES: dict[str, list[str]] = {}
+
+
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet-1k class names in index order, as the CLIP zero-shot evaluation
+    words them (OpenAI's list; its two duplicates renamed 'projectile' and 'sunglass')."""
+    return (_ASSETS / "imagenet_classes.txt").read_text(encoding="utf-8").splitlines()
+
+
+def register_model_vocabulary(key: str, names: list[str]) -> str:
+    """Make a model's own class list loadable as a vocabulary named `key`; returns the key."""
+    _MODEL_VOCABULARIES[key] = list(names)
+    return key
+
+
 def builtin_vocabularies() -> dict[str, list[str]]:
     """Names of the vocabularies shipped with mmattr, mapped to their class names."""
     from .datasets.shapes import captions
 
-    return {"shapes": captions()}
+    return {"shapes": captions(), "imagenet": imagenet_classes()}
 
 
 def load_vocabulary(spec: str | Path) -> list[str]:
     """A built-in vocabulary by name, or a text file with one class name per line."""
+    if isinstance(spec, str) and spec in _MODEL_VOCABULARIES:
+        return list(_MODEL_VOCABULARIES[spec])
     builtins = builtin_vocabularies()
     if isinstance(spec, str) and spec in builtins:
         return list(builtins[spec])

@@ -22,6 +22,8 @@ class AdapterFamily:
     extra: str | None
     requires: tuple[str, ...]
     help: str
+    #: the command that installs what `requires` names, when it is not a pip extra of mmattr
+    install: str | None = None
 
 
 ADAPTERS: Registry[AdapterFamily] = Registry("model family")
@@ -29,11 +31,12 @@ _CACHE: dict[tuple, Adapter] = {}
 
 
 def register_adapter(name: str, *, syntax: str, help: str, extra: str | None = None,
-                     requires: tuple[str, ...] = ()) -> Callable:
+                     requires: tuple[str, ...] = (), install: str | None = None) -> Callable:
     """Register a factory ``f(arg: str, device: torch.device, dtype: str) -> Adapter``."""
 
     def decorator(factory: Callable[..., Adapter]) -> Callable[..., Adapter]:
-        ADAPTERS.register(name, help=help)(AdapterFamily(name, factory, syntax, extra, requires, help))
+        ADAPTERS.register(name, help=help)(AdapterFamily(name, factory, syntax, extra, requires,
+                                                         help, install))
         return factory
 
     return decorator
@@ -84,10 +87,11 @@ def load_adapter(spec: str | Adapter = "demo", device: str | torch.device = "aut
     return _CACHE[key]
 
 
-from . import demo, hf  # noqa: E402,F401  (register the built-in families)
+from . import classifier, demo, hf, imagebind, openclip, torch_module  # noqa: E402,F401  (register the built-in families)
+from .torch_module import from_module  # noqa: E402
 
 __all__ = ["Adapter", "AdapterFamily", "ADAPTERS", "register_adapter", "list_adapters",
-           "load_adapter", "resolve_device", "list_model_families"]
+           "load_adapter", "resolve_device", "list_model_families", "from_module"]
 
 
 def list_model_families() -> list[dict]:
@@ -99,5 +103,7 @@ def list_model_families() -> list[dict]:
         fam = ADAPTERS.get(name)
         installed = all(importlib.util.find_spec(m) is not None for m in fam.requires)
         rows.append({"name": name, "syntax": fam.syntax, "extra": fam.extra,
-                     "installed": installed, "help": fam.help})
+                     "installed": installed, "help": fam.help,
+                     "install": (None if installed else fam.install or (
+                                 f"pip install 'mmattr[{fam.extra}]'" if fam.extra else None))})
     return rows

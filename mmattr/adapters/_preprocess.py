@@ -8,6 +8,7 @@ subset of regions with one matrix product instead of resizing every candidate im
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,15 @@ class Preprocess:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resample: str = "bicubic"
+    #: SigLIP 2 (NaFlex): resize keeping the aspect ratio to at most this many patches
+    patch_size: int | None = None
+    max_num_patches: int | None = None
 
     @property
     def output_hw(self) -> tuple[int, int]:
+        """The model input size (for a NaFlex model, that of a square image)."""
+        if self.max_num_patches is not None:
+            return _naflex_hw(1, 1, self.patch_size or 16, self.max_num_patches)
         if self.crop_hw is not None:
             return self.crop_hw
         if self.resize_hw is not None:
@@ -39,9 +46,10 @@ class Preprocess:
         raise ValueError("preprocessing without a crop or a fixed size has no fixed output size")
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "Preprocess":
-        """Build from an image-processor config dict (CLIP, SigLIP, ViT styles)."""
-        size = cfg.get("size", {"shortest_edge": 224})
+    def from_config(cls, cfg: dict[str, Any], patch_size: int | None = None,
+                    max_num_patches: int | None = None) -> "Preprocess":
+        """Build from an image-processor config dict (CLIP, SigLIP, ViT, ConvNeXt styles)."""
+        size = cfg.get("size") or {"shortest_edge": 224}
         if isinstance(size, int):
             size = {"shortest_edge": size}
         shortest = size.get("shortest_edge") if cfg.get("do_resize", True) else None
@@ -55,6 +63,15 @@ class Preprocess:
             if isinstance(crop, int):
                 crop = {"height": crop, "width": crop}
             crop_hw = (int(crop["height"]), int(crop["width"]))
+        pct = cfg.get("crop_pct")
+        if pct and shortest and crop_hw is None:
+            # ConvNeXt / ResNet processors: below 384 px resize to size/crop_pct then crop
+            # the centre; from 384 px on, warp to a square.
+            edge = int(shortest)
+            if edge < 384:
+                shortest, crop_hw = int(edge / float(pct)), (edge, edge)
+            else:
+                shortest, resize_hw = None, (edge, edge)
         mean = cfg.get("image_mean", (0.5, 0.5, 0.5)) if cfg.get("do_normalize", True) else (0, 0, 0)
         std = cfg.get("image_std", (0.5, 0.5, 0.5)) if cfg.get("do_normalize", True) else (1, 1, 1)
         if isinstance(mean, (int, float)):
@@ -64,7 +81,8 @@ class Preprocess:
         resample = _RESAMPLE.get(cfg.get("resample", 3), "bicubic")
         return cls(shortest_edge=int(shortest) if shortest else None, resize_hw=resize_hw,
                    crop_hw=crop_hw, mean=tuple(float(m) for m in mean),
-                   std=tuple(float(s) for s in std), resample=resample)
+                   std=tuple(float(s) for s in std), resample=resample,
+                   patch_size=patch_size, max_num_patches=max_num_patches)
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "Preprocess":
@@ -74,7 +92,9 @@ class Preprocess:
     def geometry(self, x: torch.Tensor) -> torch.Tensor:
         """Resize and crop a float batch (B, C, H, W); linear in x."""
         h, w = x.shape[-2:]
-        if self.resize_hw is not None:
+        if self.max_num_patches is not None:
+            th, tw = _naflex_hw(h, w, self.patch_size or 16, self.max_num_patches)
+        elif self.resize_hw is not None:
             th, tw = self.resize_hw
         elif self.shortest_edge is not None:
             # As transformers: the short side becomes the size, the long side is truncated.
@@ -110,3 +130,19 @@ class Preprocess:
             x = x.permute(0, 3, 1, 2)
         x = x.float() / 255.0
         return self.normalize(self.geometry(x))
+
+
+def _naflex_hw(h: int, w: int, patch: int, max_patches: int) -> tuple[int, int]:
+    """SigLIP 2's resize: the largest aspect-preserving size, both sides multiples of the
+    patch, with at most `max_patches` patches (transformers' binary search, same result)."""
+    def side(scale: float, size: int) -> int:
+        return max(patch, int(math.ceil(size * scale / patch) * patch))
+
+    lo, hi, eps = 1e-6, 100.0, 1e-5
+    while hi - lo >= eps:
+        mid = (lo + hi) / 2
+        if (side(mid, h) / patch) * (side(mid, w) / patch) <= max_patches:
+            lo = mid
+        else:
+            hi = mid
+    return side(lo, h), side(lo, w)

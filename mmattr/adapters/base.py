@@ -32,6 +32,8 @@ class Adapter(ABC):
     #: multiplies cosine similarities into logits for the probability scores
     logit_scale: float = 100.0
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    #: a classifier's own class names (index → name); None for open-vocabulary models
+    class_names: list[str] | None = None
 
     @abstractmethod
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -63,7 +65,7 @@ class Adapter(ABC):
         if target.kind == "image":
             from ..image import load_image
 
-            pixels = torch.from_numpy(load_image(target.image))[None].to(self.device)
+            pixels = torch.from_numpy(load_image(target.image).copy())[None].to(self.device)
             return F.normalize(self.encode_images(self.preprocess(pixels)).float(), dim=-1)[0]
         if target.kind == "embedding":
             vec = torch.as_tensor(target.embedding, dtype=torch.float32, device=self.device)
@@ -101,6 +103,28 @@ class Adapter(ABC):
         sums = torch.zeros(len(classes), emb.shape[1], device=emb.device).index_add_(0, index, emb)
         return F.normalize(sums, dim=-1)
 
+    def logits(self, emb: torch.Tensor, vocabulary: torch.Tensor) -> torch.Tensor:
+        """(B, D) image embeddings, (K, D) `class_embeddings` → (B, K) logits for a softmax over
+        the vocabulary. Contrastive models: logit_scale · cosine (the reference's zero-shot
+        scores; a constant bias such as SigLIP's cancels in the softmax). Classifiers override it
+        with their head's exact logits."""
+        return self.logit_scale * F.normalize(emb.float(), dim=-1) @ vocabulary.T.to(torch.float32)
+
+    def vocabulary_label(self, target: Target) -> str:
+        """The name under which the target appears in a vocabulary (a classifier maps an index
+        to its class name, so the target is not appended to its own class list twice)."""
+        return target.label
+
+    def vision_module(self) -> torch.nn.Module | None:
+        """The image tower as a torch module (for CAM hooks and gradients); None when hidden."""
+        return None
+
+    def token_grid(self) -> tuple[int, int, int] | None:
+        """For ViT towers: (rows, cols, prefix tokens) of the patch-token sequence at the
+        model's input size, read from its config (CAM methods drop the prefix, reshape the
+        rest); None for CNNs or when unknown."""
+        return None
+
     def autocast(self):
         """Mixed precision on accelerators, a no-op on the CPU."""
         if self.autocast_dtype is None or self.device.type == "cpu":
@@ -111,4 +135,16 @@ class Adapter(ABC):
         """Settings that identify the model in an output file."""
         return {"spec": self.spec, "class": type(self).__name__, "device": str(self.device),
                 "input_size": list(self.preprocess.output_hw), "templates": list(self.templates),
-                "logit_scale": self.logit_scale}
+                "logit_scale": self.logit_scale,
+                "dtype": str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "fp32"}
+
+
+_DTYPES = {"auto": None, "fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``--dtype`` on a device: None (float32) on the CPU and for
+    fp32; ``auto`` keeps float32 too, so results match across machines unless asked."""
+    if dtype not in _DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; use fp32, fp16 or bf16")
+    return _DTYPES[dtype] if device.type != "cpu" else None

@@ -1,19 +1,30 @@
-"""Hugging Face transformers dual encoders (CLIP and any AutoModel with image and text features)."""
+"""Hugging Face transformers dual encoders: CLIP, SigLIP, SigLIP 2 and any AutoModel with
+``get_image_features`` and ``get_text_features``.
+
+Ref. Radford et al., "Learning Transferable Visual Models From Natural Language Supervision"
+(CLIP), ICML 2021; Zhai et al., "Sigmoid Loss for Language Image Pre-Training" (SigLIP), ICCV
+2023; Tschannen et al., "SigLIP 2", arXiv 2502.14786.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import socket
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import urlparse
 
 import torch
 
 from ..errors import ModelError
 from . import register_adapter
 from ._preprocess import Preprocess
-from .base import Adapter
+from .base import Adapter, autocast_dtype
 
-_DTYPES = {"auto": None, "fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: seconds to wait for the hub before calling a hub id unreachable (transformers itself
+#: retries for about half a minute)
+_HUB_TIMEOUT = 3.0
 
 
 def _features(out) -> torch.Tensor:
@@ -26,27 +37,78 @@ def _features(out) -> torch.Tensor:
     return pooled
 
 
-def _load(loader, ident: str, what: str):
+def _offline() -> bool:
+    return any(os.environ.get(v, "0").lower() not in ("0", "", "false", "no")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hub_reachable() -> bool:
+    """A quick TCP probe of the hub endpoint, so that no network fails in seconds."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=_HUB_TIMEOUT).close()
+        return True
+    except OSError:
+        return False
+
+
+def hub_error(ident: str, family: str) -> ModelError:
+    return ModelError(
+        f"cannot load {ident!r}: not a local folder, not in the local Hugging Face cache, and "
+        f"the hub cannot be reached; download it where there is network (huggingface-cli "
+        f"download {ident} --local-dir DIR) and pass --model {family}:DIR")
+
+
+def load_pretrained(loader, ident: str, what: str, family: str = "hf"):
+    """``loader.from_pretrained`` for a local folder or a hub id; every failure is one line.
+
+    A hub id is tried from the local cache first; the network is only tried when the hub
+    answers a quick probe, so an offline machine fails at once instead of after retries.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is the one users should see
     local = Path(ident).expanduser()
     try:
         if local.exists():
             return loader.from_pretrained(str(local))
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-        return loader.from_pretrained(ident, local_files_only=offline)
-    except (OSError, ValueError, KeyError) as exc:
+        try:
+            return loader.from_pretrained(ident, local_files_only=True)
+        except (OSError, ValueError, KeyError):
+            if _offline() or not _hub_reachable():
+                raise hub_error(ident, family) from None
+        return loader.from_pretrained(ident)
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         if not local.exists():
-            raise ModelError(
-                f"cannot load {what} for {ident!r}: not a local folder and the hub could not be "
-                f"reached; download it where there is network (huggingface-cli download {ident} "
-                f"--local-dir DIR) and pass --model hf:DIR") from None
+            raise hub_error(ident, family) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load {what} from {local}: {first}") from None
+
+
+# Kept under its old name for callers of the first version.
+_load = load_pretrained
+
+
+def _siglip2_patches(pixels: torch.Tensor, patch: int) -> dict[str, torch.Tensor]:
+    """(B, 3, h, w) → SigLIP 2's NaFlex input: patches in the image processor's order
+    (rows, cols, patch row, patch col, channel), an all-ones mask and the grid shape."""
+    b, c, h, w = pixels.shape
+    gh, gw = h // patch, w // patch
+    x = pixels[..., :gh * patch, :gw * patch].reshape(b, c, gh, patch, gw, patch)
+    x = x.permute(0, 2, 4, 3, 5, 1).reshape(b, gh * gw, patch * patch * c)
+    mask = torch.ones(b, gh * gw, dtype=torch.int32, device=pixels.device)
+    shapes = torch.tensor([[gh, gw]] * b, dtype=torch.long, device=pixels.device)
+    return {"pixel_values": x, "pixel_attention_mask": mask, "spatial_shapes": shapes}
 
 
 class HFAdapter(Adapter):
     """A transformers model exposing ``get_image_features`` and ``get_text_features``.
 
-    Preprocessing comes from the checkpoint's own image-processor config, so any input size works.
+    Preprocessing comes from the checkpoint's own image-processor config, so any input size
+    works; a ViT tower whose input size differs from its config interpolates its position
+    embeddings (transformers' ``interpolate_pos_encoding``).
     """
 
     def __init__(self, ident: str, device: torch.device, dtype: str = "auto",
@@ -55,27 +117,50 @@ class HFAdapter(Adapter):
 
         if not ident:
             raise ModelError("the hf model spec needs a hub id or a folder, e.g. hf:openai/clip-vit-base-patch32")
-        if dtype not in _DTYPES:
-            raise ModelError(f"unknown dtype {dtype!r}; use fp32, fp16 or bf16")
-        model = _load(AutoModel, ident, "the model")
+        self.autocast_dtype = autocast_dtype(dtype, device)
+        model = load_pretrained(AutoModel, ident, "the model")
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelError(f"{ident!r} ({type(model).__name__}) has no image and text features; "
-                             "use a CLIP-style checkpoint")
-        self.tokenizer = _load(AutoTokenizer, ident, "the tokenizer")
-        processor = _load(AutoImageProcessor, ident, "the image processor")
-        self.preprocess = Preprocess.from_config(processor.to_dict())
+                             "use a CLIP-style checkpoint, or hf-classifier: for a classifier")
+        self.tokenizer = load_pretrained(AutoTokenizer, ident, "the tokenizer")
+        processor = load_pretrained(AutoImageProcessor, ident, "the image processor")
+        self.model_type = str(model.config.model_type)
+        cfg = processor.to_dict()
+        self._patch = None
+        if self.model_type == "siglip2":
+            self._patch = int(cfg.get("patch_size", 16))
+            self.preprocess = Preprocess.from_config(cfg, patch_size=self._patch,
+                                                     max_num_patches=int(cfg.get("max_num_patches", 256)))
+        else:
+            self.preprocess = Preprocess.from_config(cfg)
         self.device = device
-        self.autocast_dtype = _DTYPES[dtype] if device.type != "cpu" else None
         self.model = model.to(device).eval().requires_grad_(False)
         scale = getattr(model, "logit_scale", None)
         self.logit_scale = float(min(scale.exp().item(), 100.0)) if scale is not None else 100.0
+        bias = getattr(model, "logit_bias", None)
+        self.logit_bias = float(bias.item()) if bias is not None else 0.0
         self.default_vocabulary = default_vocabulary
-        self._max_len = int(getattr(model.config, "text_config", model.config).max_position_embeddings)
-        self._pad = "max_length" if "siglip" in model.config.model_type else True
+        text_cfg = getattr(model.config, "text_config", model.config)
+        self._max_len = int(getattr(text_cfg, "max_position_embeddings", 77))
+        # SigLIP was trained on max-length padded text; its embeddings change with the padding.
+        self._pad = "max_length" if "siglip" in self.model_type else True
+        vis = getattr(model.config, "vision_config", None)
+        native = getattr(vis, "image_size", None)
+        self._image_kwargs: dict = {}
+        params = inspect.signature(model.get_image_features).parameters
+        if (self._patch is None and native is not None and "interpolate_pos_encoding" in params
+                and tuple(self.preprocess.output_hw) != (native, native)):
+            self._image_kwargs["interpolate_pos_encoding"] = True
+
+    def _image_inputs(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        pixels = pixels.to(self.device)
+        if self._patch is not None:
+            return _siglip2_patches(pixels, self._patch)
+        return {"pixel_values": pixels, **self._image_kwargs}
 
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         with self.autocast():
-            out = self.model.get_image_features(pixel_values=pixels.to(self.device))
+            out = self.model.get_image_features(**self._image_inputs(pixels))
         return _features(out).float()
 
     @torch.inference_mode()
@@ -86,13 +171,32 @@ class HFAdapter(Adapter):
     def encode_texts(self, prompts: Sequence[str]) -> torch.Tensor:
         tok = self.tokenizer(list(prompts), padding=self._pad, truncation=True,
                              max_length=self._max_len, return_tensors="pt")
-        tok = {k: v.to(self.device) for k, v in tok.items()}
+        # Only what the text tower takes (some tokenizers add token_type_ids).
+        params = inspect.signature(self.model.get_text_features).parameters
+        tok = {k: v.to(self.device) for k, v in tok.items() if k in params}
         with self.autocast():
             out = self.model.get_text_features(**tok)
         return _features(out).float()
 
+    def vision_module(self) -> torch.nn.Module | None:
+        return getattr(self.model, "vision_model", None)
+
+    def token_grid(self) -> tuple[int, int, int] | None:
+        vis = getattr(self.model.config, "vision_config", None)
+        patch = self._patch or getattr(vis, "patch_size", None)
+        if not patch:
+            return None
+        h, w = self.preprocess.output_hw
+        # CLIP prepends a class token; SigLIP / SigLIP 2 pool with an attention head instead.
+        prefix = 0 if "siglip" in self.model_type else 1
+        return h // patch, w // patch, prefix
+
+    def describe(self) -> dict:
+        return {**super().describe(), "model_type": self.model_type, "logit_bias": self.logit_bias}
+
 
 @register_adapter("hf", syntax="hf:<hub id or folder>", extra=None, requires=("transformers",),
-                  help="transformers CLIP-style dual encoder from the hub or a local folder")
+                  help="transformers CLIP, SigLIP, SigLIP 2 or any AutoModel with image and text "
+                       "features, from the hub or a local folder")
 def _hf(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
     return HFAdapter(arg, device=device, dtype=dtype)

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import MmattrError
 
@@ -17,7 +18,8 @@ console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line to stderr and exit non-zero."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages hold literal brackets, e.g. pip install 'mmattr[openclip]'
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

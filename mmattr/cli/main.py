@@ -43,9 +43,9 @@ def explain(
     method: Optional[str] = typer.Option(None, help="Attribution method (default smdl)."),
     division: Optional[str] = typer.Option(None, help="Sub-region division, e.g. slico, grid."),
     regions: Optional[int] = typer.Option(None, help="About this many sub-regions, never more (default 49)."),
-    search: Optional[str] = typer.Option(None, help="SMDL search strategy (default exact)."),
+    search: Optional[str] = typer.Option(None, help="SMDL search: exact, lazy, stochastic or bidirectional (see configs/explain.yaml)."),
     score: Optional[str] = typer.Option(None, help="Consistency/collaboration score: cosine or probability."),
-    vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities: a file (one per line) or 'shapes'."),
+    vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities: a file (one per line), 'imagenet' or 'shapes'."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default explanations/IMAGE_STEM)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     dtype: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16 (autocast on GPU)."),
@@ -69,9 +69,18 @@ def explain(
         score=score, vocabulary=vocabulary, device=device, dtype=dtype, batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
         layer=layer, seed=seed)
-    with progress_bar(f"{cfg.method} explanation") as progress:
-        result, out_dir = explain_to_dir(image, target, out, config=cfg, overwrite=overwrite,
+    from ..api import default_out_dir
+    from ..distributed import is_main_process, process_out_dir
+
+    # Under `accelerate launch` every process runs this; each search step is split across
+    # them and only the main process writes and prints.
+    main_process = is_main_process()
+    with progress_bar(f"{cfg.method} explanation", enabled=main_process) as progress, \
+            process_out_dir(out or default_out_dir(image)) as where:
+        result, out_dir = explain_to_dir(image, target, where, config=cfg, overwrite=overwrite,
                                          progress=progress)
+    if not main_process:
+        return
     if result is None:
         console.print(f"{out_dir} already holds this explanation; --overwrite redoes it")
         return
@@ -93,14 +102,16 @@ def _summary(e, out_dir: Path) -> None:
 def models() -> None:
     """List the model families, their spec syntax and whether they are installed."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..adapters import list_model_families
 
     table = Table("family", "spec", "extra", "installed", "what")
     for row in list_model_families():
-        table.add_row(row["name"], row["syntax"], row["extra"] or "-",
-                      "yes" if row["installed"] else "no", row["help"])
+        table.add_row(*(escape(str(cell)) for cell in (  # spec syntax holds [optional] parts
+            row["name"], row["syntax"], row["extra"] or "-",
+            "yes" if row["installed"] else f"no: {row.get('install') or 'see docs'}", row["help"])))
     Console().print(table)
 
 
@@ -132,6 +143,11 @@ def dataset_shapes(
 
     path = export_dataset(out, n_scenes=n, seed=seed, size=size)
     console.print(f"{n} scenes → {path}")
+
+
+from .evaluate import register as _register_evaluate  # noqa: E402  (`mmattr evaluate`)
+
+_register_evaluate(app)
 
 
 def main() -> None:

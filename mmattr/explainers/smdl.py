@@ -13,12 +13,12 @@ import torch
 
 from .._version import __version__
 from ..adapters.base import Adapter
-from ..division import make_divider
+from ..division import DivisionContext, divider_from_config
 from ..explanation import Explanation
 from ..metrics import auc
 from ..objective import SMDLObjective, target_match
 from ..regions import RegionStack
-from ..search import make_search
+from ..search import search_from_config
 from ..targets import Target
 from ..vocabulary import load_vocabulary
 from .base import Explainer, ProgressFn, register_explainer
@@ -34,7 +34,7 @@ def resolve_vocabulary(spec: str | None, target: Target, adapter: Adapter
     if source is None:
         return None, None, "none"
     names = load_vocabulary(source)
-    label = target.label
+    label = adapter.vocabulary_label(target)
     if label in names:
         return names, names.index(label), str(source)
     return names + [label], len(names), f"{source} + target"
@@ -48,7 +48,9 @@ class SMDLExplainer(Explainer):
                 progress: ProgressFn | None = None) -> Explanation:
         cfg = self.config
         t0 = time.perf_counter()
-        labels = make_divider(cfg.division, cfg.regions).divide(image)
+        divider = divider_from_config(cfg)
+        labels = divider.divide(image, DivisionContext(adapter, target, cfg))
+        prior_passes = int(getattr(divider, "forward_passes", 0))
         t_divide = time.perf_counter()
 
         names, target_index, vocab_source = resolve_vocabulary(cfg.vocabulary, target, adapter)
@@ -67,17 +69,19 @@ class SMDLExplainer(Explainer):
                           else torch.eye(stack.n, device=adapter.device))
             objective = SMDLObjective(target_emb, region_emb, cfg.weights, mode=cfg.score,
                                       vocabulary=vocab_emb, target_index=target_index,
-                                      logit_scale=adapter.logit_scale, confidence=cfg.confidence)
+                                      logit_scale=adapter.logit_scale, confidence=cfg.confidence,
+                                      logits_fn=adapter.logits)
             empty_emb, full_emb = stack.embed_ends()
             t_prep = time.perf_counter()
-            result = make_search(cfg.search).run(objective, stack, progress=progress)
+            result = search_from_config(cfg).run(objective, stack, progress=progress)
             t_search = time.perf_counter()
 
             # Curves from the search's own embeddings: probability when a vocabulary exists.
             curve_score = "probability" if vocab_emb is not None else "cosine"
             def curve(first: torch.Tensor, rest: torch.Tensor) -> list[float]:
                 return target_match(torch.cat([first[None], rest]), curve_score, target_emb,
-                                    vocab_emb, target_index, adapter.logit_scale).tolist()
+                                    vocab_emb, target_index, adapter.logit_scale,
+                                    adapter.logits).tolist()
             ins = curve(empty_emb, result.prefix_in)
             dele = curve(full_emb, result.prefix_out)
         area = stack.area.cpu().numpy()
@@ -90,11 +94,13 @@ class SMDLExplainer(Explainer):
             scores=result.scores, terms=result.terms, curve_x=x.tolist(),
             insertion_curve=ins, deletion_curve=dele,
             insertion_auc=auc(x, ins), deletion_auc=auc(x, dele),
-            curve_score=curve_score, forward_passes=stack.forward_passes, seconds=seconds,
+            curve_score=curve_score, forward_passes=stack.forward_passes + prior_passes,
+            seconds=seconds,
             method="smdl", model=adapter.describe(), target={**target.to_dict(), "label": target.label},
             settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": vocab_source,
                       "vocabulary_size": len(names) if names else 0, "target_index": target_index,
-                      "objective": objective.settings(), "search_settings": result.extra},
+                      "objective": objective.settings(), "search_settings": result.extra,
+                      "division_settings": divider.settings(), "prior_forward_passes": prior_passes},
             version=__version__,
             timings={"divide": t_divide - t0, "prepare": t_prep - t_divide,
                      "search": t_search - t_prep, "total": seconds})

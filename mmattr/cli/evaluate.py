@@ -1,0 +1,58 @@
+"""`mmattr evaluate`: methods × metrics over a manifest folder (see mmattr.evaluate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..metrics import list_metrics
+from ._common import console, one_line_errors, progress_bar
+
+
+@one_line_errors
+def evaluate(
+    dataset: Path = typer.Argument(..., help="Dataset folder holding manifest.jsonl."),
+    methods: str = typer.Option("smdl", "--methods", "-m",
+                                help="Comma-separated methods: smdl, gradcam, ...; "
+                                     "smdl+prior:gradcam (or gradcam+ours) is SMDL over gradcam's prior division."),
+    metrics: str = typer.Option("insertion,deletion,pointing,energy_pointing,iou", "--metrics",
+                                help="Comma-separated metrics: " + ", ".join(list_metrics()) + "."),
+    out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Output folder; rerun to resume."),
+    model: Optional[str] = typer.Option(None, help="Model spec, e.g. demo or hf:FOLDER."),
+    score: str = typer.Option("probability", help="Metric score: probability, cosine or logit."),
+    steps: int = typer.Option(20, help="Insertion/deletion steps (pixel-level)."),
+    fill: str = typer.Option("black", help="Hidden pixels: black, blur or mean."),
+    division: Optional[str] = typer.Option(None, help="SMDL division (default slico)."),
+    regions: Optional[int] = typer.Option(None, help="SMDL sub-regions (default 49)."),
+    search: Optional[str] = typer.Option(None, help="SMDL search strategy."),
+    vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N manifest lines."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward pass."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and ROAD noise."),
+    config: Optional[Path] = typer.Option(None, help="YAML explain settings (configs/explain.yaml)."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+) -> None:
+    """Explain every manifest line with each method, score each metric, write results.jsonl,
+    results.csv, summary.md and plots into OUT. A rerun skips the work already done."""
+    from ..config import ExplainConfig, load_config
+    from ..evaluate import evaluate_dataset
+
+    cfg = (load_config(config) if config else ExplainConfig()).replace(
+        division=division, regions=regions, search=search, vocabulary=vocabulary,
+        batch_size=batch_size, device=device, seed=seed)
+    with progress_bar("evaluate") as progress:
+        summary = evaluate_dataset(dataset, methods, metrics, model=model, out=out, config=cfg,
+                                   score=score, steps=steps, fill=fill, limit=limit,
+                                   progress=progress, plots=not no_plots)
+    for note in summary.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"{summary.new} new, {summary.skipped} already done, "
+                  f"{len(summary.records)} records in {summary.seconds:.1f} s → "
+                  f"{summary.out / 'summary.md'}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,214 @@
+"""What every baseline shares: the target score, input-space geometry, batched perturbation
+scoring and the pixel-level insertion / deletion curves written into the Explanation.
+
+Ref. Petsiuk et al., "RISE: Randomized Input Sampling for Explanation of Black-box Models",
+BMVC 2018 (insertion and deletion curves).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._version import __version__
+from ..adapters.base import Adapter
+from ..errors import InputError
+from ..explanation import Explanation
+from ..metrics import auc
+from ..objective import target_match
+from ..targets import Target
+from .base import Explainer, ProgressFn
+
+#: steps of the pixel-level curves of baseline maps (Xplique's default)
+CURVE_STEPS = 10
+
+
+@dataclass
+class MapResult:
+    """A baseline's raw output: the (H, W) map and how it was made.
+
+    Region-based methods (LIME, Kernel SHAP, HSIC) also give their label map and one value per
+    region, so the Explanation can carry a region ordering like SMDL's.
+    """
+
+    attribution: np.ndarray
+    forward_passes: int
+    regions: np.ndarray | None = None
+    region_values: np.ndarray | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def target_embedding(adapter: Adapter, target: Target) -> torch.Tensor:
+    """The unit-norm target embedding as a normal tensor (usable under autograd)."""
+    with torch.inference_mode():
+        t = adapter.encode_target(target)
+    return F.normalize(t.float().clone(), dim=0).to(adapter.device)
+
+
+def cosine(emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, D) embeddings of any norm → (B,) cosine similarity to the unit-norm target."""
+    return F.normalize(emb.float(), dim=-1) @ target
+
+
+def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1] on the device."""
+    img = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    return img.permute(2, 0, 1)[None].float() / 255.0
+
+
+def to_image_space(cam: torch.Tensor, adapter: Adapter, hw: tuple[int, int]) -> torch.Tensor:
+    """A map over the model input (h, w) back onto the original (H, W) image.
+
+    Undoes the preprocessing geometry: the map goes into the crop window of the resized image
+    (zero outside, where the model saw nothing), then that is resized to the image.
+    """
+    pre = adapter.preprocess
+    H, W = hw
+    if pre.resize_hw is not None:
+        th, tw = pre.resize_hw
+    elif pre.shortest_edge is not None:
+        scale = pre.shortest_edge / min(H, W)
+        th, tw = max(1, round(H * scale)), max(1, round(W * scale))
+    else:
+        th, tw = H, W
+    cam = cam.reshape(1, 1, *cam.shape[-2:]).float()
+    if pre.crop_hw is not None:
+        ch, cw = pre.crop_hw
+        ph, pw = max(th, ch), max(tw, cw)
+        top, left = (ph - ch) // 2, (pw - cw) // 2
+        canvas = cam.new_zeros(1, 1, ph, pw)
+        canvas[..., top:top + ch, left:left + cw] = cam
+        cam = canvas[..., :th, :tw]
+    if cam.shape[-2:] != (H, W):
+        cam = F.interpolate(cam, size=(H, W), mode="bilinear", align_corners=False)
+    return cam[0, 0]
+
+
+def score_masked(image: torch.Tensor, masks: torch.Tensor, adapter: Adapter,
+                 score: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
+                 progress: ProgressFn | None = None, done: int = 0, total: int = 0) -> torch.Tensor:
+    """Scores of image ⊙ mask for a stack of (M, H, W) masks, `batch_size` images per pass.
+
+    Masks are applied in pixel space (0 = black), then preprocessed on the device chunk by chunk,
+    so memory stays at `batch_size` full-size images.
+    """
+    out = []
+    with torch.inference_mode():
+        for start in range(0, masks.shape[0], batch_size):
+            m = masks[start:start + batch_size].to(image.device, image.dtype)
+            pixels = adapter.preprocess.normalize(adapter.preprocess.geometry(image * m[:, None]))
+            with adapter.autocast():
+                out.append(score(adapter.encode_images(pixels)).float())
+            if progress is not None:
+                progress(done + min(start + batch_size, masks.shape[0]), total or masks.shape[0])
+    return torch.cat(out)
+
+
+def _vocabulary(config, target: Target, adapter: Adapter, target_emb: torch.Tensor):
+    from .smdl import resolve_vocabulary
+
+    names, index, source = resolve_vocabulary(config.vocabulary, target, adapter)
+    if names is None:
+        return None, None, source
+    with torch.inference_mode():
+        appended = source.endswith("+ target")
+        vocab = adapter.class_embeddings(names[:-1] if appended else names).float()
+        if appended:
+            vocab = torch.cat([vocab, target_emb[None].to(vocab.device)])
+    return vocab.clone(), index, source
+
+
+def pixel_curves(image: np.ndarray, attribution: np.ndarray, adapter: Adapter,
+                 match: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
+                 steps: int = CURVE_STEPS) -> tuple[list[float], list[float], list[float]]:
+    """Pixel-level insertion and deletion curves of a map (the same ones for every baseline).
+
+    Pixels are ranked by attribution (ties: first in raster order); step k reveals (insertion,
+    from black) or removes (deletion, to black) the top k/steps of them. Returns x, ins, dele.
+    """
+    dev = adapter.device
+    h, w = attribution.shape
+    rank = np.empty(h * w, np.int64)
+    rank[np.argsort(-attribution.ravel(), kind="stable")] = np.arange(h * w)
+    rank_t = torch.from_numpy(rank.reshape(h, w)).to(dev)
+    counts = torch.tensor([round(k * h * w / steps) for k in range(steps + 1)], device=dev)
+    keep = (rank_t[None] < counts[:, None, None]).float()  # (steps+1, H, W)
+    img = image_tensor(image, dev)
+    both = score_masked(img, torch.cat([keep, 1 - keep]), adapter,
+                        lambda e: match(F.normalize(e.float(), dim=-1)), batch_size)
+    x = (counts.float() / (h * w)).tolist()
+    return x, both[:steps + 1].tolist(), both[steps + 1:].tolist()
+
+
+class MapExplainer(Explainer):
+    """A baseline: one attribution map, wrapped into the same Explanation as SMDL's.
+
+    Subclasses implement `attribute`. The Explanation's curves are pixel-level insertion and
+    deletion (`CURVE_STEPS` steps, black fill), scored like SMDL's curves: the target's
+    probability over the vocabulary when there is one, else the cosine similarity. Their
+    forward passes are reported apart from the method's own (settings["curve"]).
+    """
+
+    #: registry name, set by each subclass
+    name: str = ""
+
+    @abstractmethod
+    def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
+                  progress: ProgressFn | None = None) -> MapResult:
+        """(H, W, 3) uint8 image and unit-norm (D,) target → the attribution map."""
+
+    def explain(self, image: np.ndarray, target: Target, adapter: Adapter,
+                progress: ProgressFn | None = None) -> Explanation:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+        cfg = self.config
+        t0 = time.perf_counter()
+        target_emb = target_embedding(adapter, target)
+        result = self.attribute(image, target_emb, adapter, progress)
+        t_attr = time.perf_counter()
+        attribution = np.asarray(result.attribution, np.float32)
+
+        vocab, index, source = _vocabulary(cfg, target, adapter, target_emb)
+        curve_score = "probability" if vocab is not None else "cosine"
+        logits_fn = getattr(adapter, "logits", None) if vocab is not None else None
+
+        def match(emb: torch.Tensor) -> torch.Tensor:
+            kwargs = {"logits_fn": logits_fn} if logits_fn is not None else {}
+            return target_match(emb, curve_score, target_emb, vocab, index, adapter.logit_scale,
+                                **kwargs)
+
+        x, ins, dele = pixel_curves(image, attribution, adapter, match, cfg.batch_size)
+        seconds = time.perf_counter() - t0
+
+        if result.regions is not None and result.region_values is not None:
+            regions = result.regions.astype(np.int32)
+            order = [int(i) for i in np.argsort(-result.region_values, kind="stable")]
+            scores = [float(result.region_values[i]) for i in order]
+        else:  # a pixel map has no regions: one label, no ordering
+            regions, order, scores = np.zeros(image.shape[:2], np.int32), [], []
+        return Explanation(
+            image=image, attribution=attribution, regions=regions, order=order, scores=scores,
+            terms={}, curve_x=x, insertion_curve=ins, deletion_curve=dele,
+            insertion_auc=auc(x, ins), deletion_auc=auc(x, dele), curve_score=curve_score,
+            forward_passes=int(result.forward_passes), seconds=seconds, method=self.name,
+            model=adapter.describe(), target={**target.to_dict(), "label": target.label},
+            settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": source,
+                      "method_settings": result.settings,
+                      "curve": {"kind": "pixel", "steps": CURVE_STEPS, "fill": "black",
+                                "score": curve_score, "forward_passes": 2 * (CURVE_STEPS + 1)}},
+            version=__version__,
+            timings={"attribute": t_attr - t0, "curves": seconds - (t_attr - t0),
+                     "total": seconds})
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A torch generator on the device, so sampled masks never leave it."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen

@@ -1,0 +1,214 @@
+"""Perturbation baselines: LIME and Kernel SHAP over sub-regions, RISE over random masks.
+
+All score batches of perturbed images under inference mode, composed on the device and chunked
+by ``batch_size``; the samples are drawn up front from ``seed``, so results do not depend on
+the batch size. Hidden regions are black (0 in pixel space), as in SMDL's masked images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..adapters.base import Adapter
+from ..division import divider_from_config
+from ..regions import RegionStack
+from ._common import MapExplainer, MapResult, image_tensor, score_masked, seeded_generator
+from .base import ProgressFn, register_explainer
+
+
+def _feature_labels(config, image: np.ndarray) -> tuple[np.ndarray, str]:
+    """LIME / Kernel SHAP features: the configured division (a prior division would need this
+    very method, so it falls back to SLICO)."""
+    cfg = config if not config.division.startswith("prior") else config.replace(division="slico")
+    return divider_from_config(cfg).divide(image), cfg.division
+
+
+def _region_scores(image: np.ndarray, labels: np.ndarray, adapter: Adapter,
+                   target_emb: torch.Tensor, subsets: torch.Tensor, batch_size: int
+                   ) -> tuple[torch.Tensor, int]:
+    """Cosine to the target of each (M, N) subset shown on black."""
+    stack = RegionStack(image, labels, adapter, batch_size=batch_size)
+    emb, _ = stack.embed(subsets, masked_out=False)
+    return emb @ target_emb.to(emb.dtype), stack.forward_passes
+
+
+def lime_kernel(z: torch.Tensor, kernel_width: float = 0.25) -> torch.Tensor:
+    """lime's weights: sqrt(exp(-d²/w²)), d = cosine distance of each row to the all-ones row
+    (a row of zeros is at distance 1, as in sklearn's pairwise cosine distance)."""
+    z = z.double()
+    norm = z.norm(dim=1) * math.sqrt(z.shape[1])
+    d = torch.where(norm > 0, 1 - z.sum(1) / norm.clamp(min=1e-12), torch.ones_like(norm))
+    return torch.sqrt(torch.exp(-(d ** 2) / kernel_width ** 2))
+
+
+def weighted_ridge(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float = 1.0
+                   ) -> tuple[torch.Tensor, float]:
+    """sklearn's Ridge(alpha).fit(z, y, sample_weight=w): coefficients and intercept."""
+    z, y, w = z.double(), y.double(), w.double()
+    mz = (w[:, None] * z).sum(0) / w.sum()
+    my = (w * y).sum() / w.sum()
+    zc, yc = z - mz, y - my
+    a = zc.T @ (w[:, None] * zc) + alpha * torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
+    coef = torch.linalg.solve(a, zc.T @ (w * yc))
+    return coef, float(my - mz @ coef)
+
+
+def shapley_samples(n: int, n_samples: int, gen: torch.Generator, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Coalitions (M, n) and their regression weights, excluding the empty and full ones.
+
+    Every coalition with its Shapley kernel weight when they number at most `n_samples` - 2
+    (then the regression gives the exact Shapley values); otherwise coalition sizes drawn with
+    probability ∝ (n-1)/(k(n-k)), members uniform, unit weights.
+    """
+    if n < 2:
+        return torch.zeros(0, n, device=device), torch.zeros(0, device=device), True
+    if n <= 20 and 2 ** n - 2 <= n_samples - 2:
+        codes = torch.arange(1, 2 ** n - 1, device=device)
+        z = ((codes[:, None] >> torch.arange(n, device=device)) & 1).float()
+        k = z.sum(1).double()
+        binom = torch.exp(math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1))
+        weights = (n - 1) / (binom * k * (n - k))
+        return z, weights, True
+    sizes = torch.arange(1, n, device=device, dtype=torch.float64)
+    p = (n - 1) / (sizes * (n - sizes))
+    m = n_samples - 2
+    k = torch.multinomial(p / p.sum(), m, replacement=True, generator=gen) + 1
+    ranks = torch.rand(m, n, generator=gen, device=device).argsort(1).argsort(1)
+    z = (ranks < k[:, None]).float()
+    return z, torch.ones(m, dtype=torch.float64, device=device), False
+
+
+def kernel_shap_values(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, v_empty: float,
+                       v_full: float) -> torch.Tensor:
+    """Weighted least squares with the efficiency constraint Σφ = v(full) - v(empty), solved by
+    eliminating the last feature (as the shap package does)."""
+    n = z.shape[1]
+    total = v_full - v_empty
+    if n == 1:
+        return torch.tensor([total], dtype=torch.float64)
+    z, y, w = z.double(), y.double(), weights.double()
+    target = y - v_empty - z[:, -1] * total
+    x = z[:, :-1] - z[:, -1:]
+    sw = w.sqrt()[:, None]
+    phi = torch.linalg.lstsq(x * sw, target[:, None] * sw).solution[:, 0]
+    return torch.cat([phi, (total - phi.sum())[None]])
+
+
+@register_explainer("lime")
+class LimeExplainer(MapExplainer):
+    """A weighted ridge model of the target cosine over sub-regions switched on and off.
+
+    1,000 samples (the first with every region on), kernel width 0.25 on the cosine distance
+    of the binary vectors, ridge α = 1; features are the configured division's regions.
+
+    Ref. Ribeiro et al., "'Why Should I Trust You?': Explaining the Predictions of Any
+    Classifier", KDD 2016.
+    """
+
+    name = "lime"
+    n_samples = 1000
+    kernel_width = 0.25
+    alpha = 1.0
+
+    def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
+                  progress: ProgressFn | None = None) -> MapResult:
+        labels, division = _feature_labels(self.config, image)
+        n = int(labels.max()) + 1
+        gen = seeded_generator(self.config.seed, adapter.device)
+        z = torch.randint(0, 2, (self.n_samples, n), generator=gen, device=adapter.device).float()
+        z[0] = 1
+        y, passes = _region_scores(image, labels, adapter, target_emb, z, self.config.batch_size)
+        coef, _ = weighted_ridge(z, y, lime_kernel(z, self.kernel_width), self.alpha)
+        values = coef.float().cpu().numpy()
+        return MapResult(values[labels], passes, regions=labels, region_values=values,
+                         settings={"samples": self.n_samples, "kernel_width": self.kernel_width,
+                                   "alpha": self.alpha, "features": f"{division} ({n} regions)",
+                                   "fill": "black", "score": "cosine"})
+
+
+@register_explainer("kernelshap")
+class KernelShapExplainer(MapExplainer):
+    """Shapley values of the sub-regions for the target cosine, by Kernel SHAP regression.
+
+    1,000 coalitions plus the empty and full ones (exact enumeration when there are fewer);
+    features are the configured division's regions.
+
+    Ref. Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
+    """
+
+    name = "kernelshap"
+    n_samples = 1000
+
+    def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
+                  progress: ProgressFn | None = None) -> MapResult:
+        labels, division = _feature_labels(self.config, image)
+        n = int(labels.max()) + 1
+        dev = adapter.device
+        z, weights, exact = shapley_samples(n, self.n_samples, seeded_generator(self.config.seed, dev), dev)
+        ends = torch.stack([torch.zeros(n, device=dev), torch.ones(n, device=dev)])
+        y, passes = _region_scores(image, labels, adapter, target_emb, torch.cat([ends, z]),
+                                   self.config.batch_size)
+        phi = kernel_shap_values(z.cpu(), y[2:].cpu(), weights.cpu(), float(y[0]), float(y[1]))
+        values = phi.float().numpy()
+        return MapResult(values[labels], passes, regions=labels, region_values=values,
+                         settings={"samples": int(z.shape[0]) + 2, "exact": exact,
+                                   "features": f"{division} ({n} regions)", "fill": "black",
+                                   "score": "cosine"})
+
+
+def rise_masks(grid: torch.Tensor, shifts: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """(B, s, s) binary grids → (B, H, W) smooth masks: bilinear upsample to (s+1)·cell, then a
+    crop shifted by (dy, dx) per mask."""
+    H, W = hw
+    s = grid.shape[-1]
+    ch, cw = math.ceil(H / s), math.ceil(W / s)
+    up = torch.nn.functional.interpolate(grid[:, None].float(), size=((s + 1) * ch, (s + 1) * cw),
+                                         mode="bilinear", align_corners=False)[:, 0]
+    rows = shifts[:, 0, None] + torch.arange(H, device=grid.device)[None]
+    cols = shifts[:, 1, None] + torch.arange(W, device=grid.device)[None]
+    b = torch.arange(grid.shape[0], device=grid.device)[:, None, None]
+    return up[b, rows[:, :, None], cols[:, None, :]]
+
+
+@register_explainer("rise")
+class RiseExplainer(MapExplainer):
+    """Σ f(I⊙M)·M / (N·p1) over N = 4,000 random masks: 7×7 Bernoulli(0.5) grids, bilinearly
+    upsampled and randomly shifted; f is the target cosine.
+
+    Ref. Petsiuk et al., "RISE: Randomized Input Sampling for Explanation of Black-box Models",
+    BMVC 2018.
+    """
+
+    name = "rise"
+    n_masks = 4000
+    grid = 7
+    p1 = 0.5
+
+    def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
+                  progress: ProgressFn | None = None) -> MapResult:
+        dev = adapter.device
+        H, W = image.shape[:2]
+        s = self.grid
+        gen = seeded_generator(self.config.seed, dev)
+        grids = (torch.rand(self.n_masks, s, s, generator=gen, device=dev) < self.p1).float()
+        cell = torch.tensor([math.ceil(H / s), math.ceil(W / s)], device=dev)
+        shifts = (torch.rand(self.n_masks, 2, generator=gen, device=dev) * cell).long()
+        img = image_tensor(image, dev)
+        sal = torch.zeros(H, W, device=dev)
+        chunk = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, self.n_masks, chunk):
+                masks = rise_masks(grids[start:start + chunk], shifts[start:start + chunk], (H, W))
+                f = score_masked(img, masks, adapter, lambda e: e @ target_emb.to(e.dtype)
+                                 / e.norm(dim=-1).clamp(min=1e-12), chunk)
+                sal += torch.einsum("b,bhw->hw", f, masks)
+                if progress is not None:
+                    progress(min(start + chunk, self.n_masks), self.n_masks)
+        sal /= self.n_masks * self.p1
+        return MapResult(sal.cpu().numpy(), self.n_masks,
+                         settings={"masks": self.n_masks, "grid": s, "p1": self.p1,
+                                   "fill": "black", "score": "cosine"})
