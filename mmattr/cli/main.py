@@ -88,11 +88,11 @@ def explain(
 
 
 def _summary(e, out_dir: Path) -> None:
-    top = ", ".join(str(r) for r in e.order[:5])
+    # Pixel-map baselines have no region ordering; say what they are instead of "0 regions".
+    where = (f"{e.settings['division']} {e.n_regions} regions" if e.order else "pixel map")
+    top = f"top regions {', '.join(str(r) for r in e.order[:5])}\n" if e.order else ""
     console.print(
-        f"[bold]{e.target['label']}[/] · model {e.model['spec']} · {e.settings['division']} "
-        f"{e.n_regions} regions\n"
-        f"top regions {top}\n"
+        f"[bold]{e.target['label']}[/] · {e.method} · model {e.model['spec']} · {where}\n{top}"
         f"insertion AUC {e.insertion_auc:.4f} · deletion AUC {e.deletion_auc:.4f} ({e.curve_score})\n"
         f"{e.forward_passes} forward passes in {e.seconds:.1f} s → {out_dir}", highlight=False)
 

@@ -58,7 +58,7 @@ def cosine(emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1] on the device."""
-    img = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    img = torch.from_numpy(np.array(image, copy=True))  # a read-only array (PIL) cannot back a tensor.to(device)
     return img.permute(2, 0, 1)[None].float() / 255.0
 
 

@@ -147,7 +147,7 @@ class _CAMExplainer(MapExplainer):
         return path, get_layer(model, path)
 
     def _input(self, image: np.ndarray, adapter: Adapter) -> torch.Tensor:
-        img = torch.from_numpy(np.ascontiguousarray(image)).to(adapter.device)[None]
+        img = torch.from_numpy(np.array(image, copy=True)).to(adapter.device)[None]
         return adapter.preprocess(img)
 
     def cam_at_input(self, pixels: torch.Tensor, target_emb: torch.Tensor, adapter: Adapter,
