@@ -52,7 +52,10 @@ def validate(cfg: ExplainConfig):
     from .search import SEARCHES
 
     SEARCHES.get(cfg.search)
-    DIVIDERS.get(cfg.division.split(":", 1)[0])
+    name, _, prior = cfg.division.partition(":")
+    DIVIDERS.get(name)
+    if prior:  # prior:<method>: the method must exist before any model is loaded
+        EXPLAINERS.get(prior)
     return EXPLAINERS.get(cfg.method)
 
 

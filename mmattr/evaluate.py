@@ -17,7 +17,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ._io import atomic_path, atomic_write
 from .errors import InputError, MmattrError
 
 RESULTS = "results.jsonl"
@@ -343,7 +343,7 @@ def _check_run_settings(out: Path, settings: dict) -> None:
             raise InputError(f"{out} holds results made with other settings ({', '.join(diff)}); "
                              "use another --out, or the same settings to resume")
     else:
-        _atomic_write(path, json.dumps(settings, indent=2) + "\n")
+        atomic_write(path, json.dumps(settings, indent=2) + "\n")
 
 
 # -- the results file -----------------------------------------------------------------------
@@ -383,18 +383,6 @@ def read_results(out: str | os.PathLike) -> list[dict]:
             if isinstance(rec, dict):
                 records[_key(rec)] = rec
     return list(records.values())
-
-
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def scalar_columns(records: Iterable[dict]) -> list[str]:
@@ -465,7 +453,7 @@ def write_reports(out: Path, records: list[dict], plots: bool = True) -> None:
     writer.writerow(fixed + cols)
     for r in records:
         writer.writerow([r.get(k) for k in fixed] + [r["metrics"].get(c, "") for c in cols])
-    _atomic_write(out / "results.csv", buf.getvalue())
+    atomic_write(out / "results.csv", buf.getvalue())
     stats = summarise(records, cols)
     skipped = sorted({f"{k}: {v}" for r in records for k, v in r.get("skipped", {}).items()})
     text = ["# Evaluation summary", "",
@@ -475,7 +463,7 @@ def write_reports(out: Path, records: list[dict], plots: bool = True) -> None:
         text.append(markdown_table(stats, cols))
     if skipped:
         text += ["Skipped metrics:", ""] + [f"- {s}" for s in skipped] + [""]
-    _atomic_write(out / "summary.md", "\n".join(text) + "\n")
+    atomic_write(out / "summary.md", "\n".join(text) + "\n")
     if plots and records:
         _plots(out, records, stats, cols)
 
@@ -528,15 +516,8 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None
 
 
 def _save_fig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["Item", "MethodSpec", "EvalSummary", "read_manifest", "parse_method", "shard",

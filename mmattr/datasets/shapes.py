@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from .._io import atomic_write
 
 __all__ = ["COLORS", "SHAPES", "Scene", "captions", "render_scene", "export_dataset",
            "load_manifest"]
@@ -195,18 +196,6 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
     return Scene(image=image, masks=masks, labels=kept)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_dataset(folder: str | os.PathLike, n_scenes: int, seed: int = 0, size: int = 224,
                    n_objects: tuple[int, int] = (1, 3)) -> Path:
     """Write images, masks and a one-line-per-object ``manifest.jsonl``; returns the manifest path.
@@ -229,7 +218,7 @@ def export_dataset(folder: str | os.PathLike, n_scenes: int, seed: int = 0, size
             lines.append(json.dumps({"image": img_rel, "text": label, "mask": mask_rel,
                                      "label": label}))
     manifest = root / "manifest.jsonl"
-    _atomic_write_text(manifest, "".join(line + "\n" for line in lines))
+    atomic_write(manifest, "".join(line + "\n" for line in lines))
     return manifest
 
 
