@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ._io import atomic_path, atomic_write
+from .datasets.shapes import manifest_records
 from .errors import InputError, MmattrError
 
 RESULTS = "results.jsonl"
@@ -57,20 +58,8 @@ def read_manifest(folder: str | os.PathLike) -> list[Item]:
     if not path.is_file():
         raise InputError(f"no manifest.jsonl in {root}; make one with `mmattr dataset shapes` "
                          "or write one JSON object per line with image, text, mask, label")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
     items = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str):
-            raise InputError(f"{path}:{n}: expected an object with an 'image' path")
+    for n, rec in manifest_records(path):
         text = rec.get("text") if rec.get("text") is not None else rec.get("label")
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{n}: needs a 'text' (or 'label') to explain")

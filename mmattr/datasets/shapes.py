@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .._io import atomic_write
+from ..errors import InputError
 
 __all__ = ["COLORS", "SHAPES", "Scene", "captions", "render_scene", "export_dataset",
            "load_manifest"]
@@ -222,20 +223,29 @@ def export_dataset(folder: str | os.PathLike, n_scenes: int, seed: int = 0, size
     return manifest
 
 
-def load_manifest(folder: str | os.PathLike) -> list[dict]:
-    """Read ``manifest.jsonl`` from ``folder`` (or the file itself); paths stay as written."""
-    path = Path(folder)
-    if path.is_dir():
-        path = path / "manifest.jsonl"
+def manifest_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a manifest file; one-line errors."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text") from None
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: invalid JSON ({e.msg})") from None
-        if not isinstance(rec, dict) or "image" not in rec:
-            raise ValueError(f"{path}:{n}: expected an object with an 'image' field")
-        records.append(rec)
+            raise InputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str):
+            raise InputError(f"{path}:{n}: expected an object with an 'image' path")
+        records.append((n, rec))
     return records
+
+
+def load_manifest(folder: str | os.PathLike) -> list[dict]:
+    """Read ``manifest.jsonl`` from ``folder`` (or the file itself); paths stay as written."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / "manifest.jsonl"
+    return [rec for _, rec in manifest_records(path)]
