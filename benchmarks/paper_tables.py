@@ -84,7 +84,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="scenes in the held-out set")
     ap.add_argument("--seed", type=int, default=777, help="dataset seed (training uses 0..)")
-    ap.add_argument("--size", type=int, default=64, help="image side (the demo model's input)")
+    ap.add_argument("--size", type=int, default=64,
+                    help="image side (the demo model resizes to its 128 px input)")
+    ap.add_argument("--search", default=ExplainConfig().search,
+                    help="SMDL search strategy (default: the toolkit's default)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N manifest lines")
     ap.add_argument("--methods", default=None,
                     help="comma-separated; default every registered baseline, its w/ ours, smdl")
@@ -105,7 +108,8 @@ def main() -> None:
     methods, missing = available_methods(args.methods.split(",") if args.methods else None)
     metrics = METRICS + (ROAD_METRICS if args.road else [])
     # The 36 captions as the vocabulary, explicitly: any model gets the same probability score.
-    cfg = ExplainConfig(model=args.model, regions=args.regions, vocabulary="shapes")
+    cfg = ExplainConfig(model=args.model, regions=args.regions, vocabulary="shapes",
+                        search=args.search)
     progress_every = max(1, (args.limit or 10_000) // 20)
 
     def progress(done: int, total: int) -> None:
@@ -163,7 +167,7 @@ def report(args, records, methods, missing, summary, seconds) -> str:
         f"Model `{args.model}`. Score: softmax probability of the line's caption over the 36 "
         f"captions. Pixel-level curves: {args.steps} steps, black fill (0 in pixel space), "
         "pixels ranked by the map, ties in raster order. Region-level: the SMDL search's own "
-        f"prefix scores. SMDL: λ = (0, 0.05, 1, 1), exact greedy, SLICO with at most "
+        f"prefix scores. SMDL: λ = (0, 0.05, 1, 1), {args.search} search, SLICO with at most "
         f"{args.regions} regions; w/ ours: prior division 10×10 cells, 4 per region (25 regions).",
         "",
     ]

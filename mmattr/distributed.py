@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +22,11 @@ from typing import Any, Iterator, Sequence, TypeVar
 import torch
 
 T = TypeVar("T")
+_ALONE = 0  # > 0 inside `items_sharded()`: processes work on different items
 
 __all__ = ["world_size", "rank", "is_main_process", "is_distributed", "shard_bounds",
-           "gather_rows", "shard_items", "gather_items", "wait_for_everyone", "process_out_dir"]
+           "gather_rows", "shard_items", "gather_items", "wait_for_everyone", "process_out_dir",
+           "relaunch", "without_option", "items_sharded", "step_processes", "step_bounds"]
 
 
 def _launched() -> bool:
@@ -84,14 +88,38 @@ def shard_bounds(count: int, index: int | None = None, size: int | None = None
     return start, min(count, start + per), per
 
 
+@contextmanager
+def items_sharded() -> Iterator[None]:
+    """Within this block each process explains its own items (`shard_items`), so a search step
+    is not split: the processes are on different images and must not meet in collectives."""
+    global _ALONE
+    _ALONE += 1
+    try:
+        yield
+    finally:
+        _ALONE -= 1
+
+
+def step_processes() -> int:
+    """How many processes share one search step's candidate batch."""
+    return 1 if _ALONE else world_size()
+
+
+def step_bounds(count: int) -> tuple[int, int]:
+    """This process's rows of a search step's `count` candidates (all of them when alone)."""
+    if step_processes() == 1:
+        return 0, count
+    start, stop, _ = shard_bounds(count)
+    return start, stop
+
+
 def gather_rows(local: torch.Tensor, count: int) -> torch.Tensor:
-    """Concatenate every process's share (from `shard_bounds`) into the full (count, ...) tensor.
+    """Concatenate every process's share (from `step_bounds`) into the full (count, ...) tensor.
 
     Shares are padded to equal length because collective gathers need equal shapes; the padding
     only ever sits past `count` and is dropped.
     """
-    size = world_size()
-    if size == 1:
+    if step_processes() == 1:
         return local
     from accelerate.utils import gather
 
@@ -135,3 +163,35 @@ def process_out_dir(out: str | Path) -> Iterator[Path]:
         if out.is_dir():
             shutil.copytree(out, copy)
         yield copy
+
+
+def without_option(argv: Sequence[str], option: str) -> list[str]:
+    """`argv` minus ``option VALUE`` and ``option=VALUE`` (how a command drops the flag that
+    asked for the relaunch, so the launched copies do not relaunch again)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
+
+
+def relaunch(num_processes: int, args: Sequence[str]) -> int:
+    """Run ``mmattr ARGS`` in `num_processes` processes under ``accelerate launch``; its exit code.
+
+    One machine; gloo on the CPU, NCCL where there is a GPU per process. Each process gets an
+    equal share of the CPU threads so that N processes do not oversubscribe the cores.
+    """
+    threads = max(1, (os.cpu_count() or 1) // num_processes)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", str(num_processes), "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--num_cpu_threads_per_process", str(threads), "-m", "mmattr", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if torch.cuda.device_count() < num_processes:
+        env["ACCELERATE_USE_CPU"] = "true"
+    return subprocess.run(cmd, env=env).returncode

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import distributed
 from ._io import atomic_path, atomic_write
 from .datasets.shapes import manifest_records
 from .errors import InputError, MmattrError
@@ -78,22 +79,14 @@ def read_manifest(folder: str | os.PathLike) -> list[Item]:
 
 
 def shard(items: list[Item]) -> list[Item]:
-    """The one place where the item list is split across processes (``accelerate launch``).
-
-    Uses `mmattr.distributed.shard_items` when that module exists; a single process keeps all.
-    """
-    try:
-        from .distributed import shard_items  # type: ignore[attr-defined]
-    except ImportError:
-        return items
-    return list(shard_items(items))
+    """This process's share of the items under ``accelerate launch``; all of them otherwise."""
+    return distributed.shard_items(items)
 
 
 def _results_path(out: Path) -> Path:
     # Each process of a sharded run appends to its own file; readers take all of them.
-    rank = int(os.environ.get("RANK", "0") or 0)
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    return out / (RESULTS if world <= 1 or rank == 0 else f"results.rank{rank}.jsonl")
+    rank = distributed.rank()
+    return out / (RESULTS if rank == 0 else f"results.rank{rank}.jsonl")
 
 
 # -- methods --------------------------------------------------------------------------------
@@ -242,62 +235,67 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
     by_item: dict[Item, list[MethodSpec]] = {}
     for it, m in todo:
         by_item.setdefault(it, []).append(m)
-    for it, specs in by_item.items():
-        if adapter is None:
-            adapter = model if isinstance(model, Adapter) else load_adapter(
-                spec, cfg.device, cfg.dtype)
-        image = np.array(load_image(root / it.image))  # writable: torch warns on read-only arrays
-        mask = _load_mask(root / it.mask, image.shape[:2]) if it.mask else None
-        target = Target.from_text(it.text)
-        scorer = None
-        predicted = None
-        try:
-            scorer = TargetScore(adapter, target, score=score, vocabulary=cfg.vocabulary,
-                                 batch_size=cfg.batch_size)
-            from .metrics import image_tensor
+    # Items are sharded, so each process explains its own images with whole search steps.
+    with distributed.items_sharded():
+        for it, specs in by_item.items():
+            if adapter is None:
+                adapter = model if isinstance(model, Adapter) else load_adapter(
+                    spec, cfg.device, cfg.dtype)
+            image = np.array(load_image(root / it.image))  # writable: torch warns on read-only arrays
+            mask = _load_mask(root / it.mask, image.shape[:2]) if it.mask else None
+            target = Target.from_text(it.text)
+            scorer = None
+            predicted = None
+            try:
+                scorer = TargetScore(adapter, target, score=score, vocabulary=cfg.vocabulary,
+                                     batch_size=cfg.batch_size)
+                from .metrics import image_tensor
 
-            pred = scorer.predict(image_tensor(image, adapter.device)[None])
-            predicted = pred[0] if pred else None
-        except InputError as exc:
-            if any(m.needs_model for m in metric_objs):
-                _note(notes, f"model-based metrics skipped: {exc}")
-        for m in specs:
-            mcfg = cfg.replace(method=m.method, division=m.division, model=spec)
-            validate(mcfg)
-            t0 = time.perf_counter()
-            e = explain(image, target=target, model=adapter, config=mcfg)
-            seconds = time.perf_counter() - t0
-            ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
-                              seed=cfg.seed)
-            passes0 = scorer.forward_passes if scorer else 0
-            values: dict[str, Any] = {}
-            skipped_metrics: dict[str, str] = {}
-            t1 = time.perf_counter()
-            for metric in metric_objs:
-                if metric.needs_model and scorer is None:
-                    skipped_metrics[metric.name] = "needs a model score"
-                    continue
-                try:
-                    values.update(metric.evaluate(e, ctx))
-                except MetricSkipped as exc:
-                    skipped_metrics[metric.name] = str(exc)
-                    _note(notes, f"{metric.name} skipped for some items: {exc}")
-            record = {
-                "image": it.image, "text": it.text, "label": it.label, "method": m.name,
-                "base_method": m.base, "mask": it.mask, "predicted": predicted,
-                "correct": (predicted == it.text) if predicted is not None else None,
-                "n_regions": e.n_regions, "explain_seconds": seconds,
-                "metric_seconds": time.perf_counter() - t1,
-                "explain_forward_passes": e.forward_passes,
-                "metric_forward_passes": (scorer.forward_passes - passes0) if scorer else 0,
-                "metrics": values, "skipped": skipped_metrics,
-            }
-            append_record(results_path, record)
-            new += 1
-            if progress is not None:
-                progress(new, len(todo))
+                pred = scorer.predict(image_tensor(image, adapter.device)[None])
+                predicted = pred[0] if pred else None
+            except InputError as exc:
+                if any(m.needs_model for m in metric_objs):
+                    _note(notes, f"model-based metrics skipped: {exc}")
+            for m in specs:
+                mcfg = cfg.replace(method=m.method, division=m.division, model=spec)
+                validate(mcfg)
+                t0 = time.perf_counter()
+                e = explain(image, target=target, model=adapter, config=mcfg)
+                seconds = time.perf_counter() - t0
+                ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
+                                  seed=cfg.seed)
+                passes0 = scorer.forward_passes if scorer else 0
+                values: dict[str, Any] = {}
+                skipped_metrics: dict[str, str] = {}
+                t1 = time.perf_counter()
+                for metric in metric_objs:
+                    if metric.needs_model and scorer is None:
+                        skipped_metrics[metric.name] = "needs a model score"
+                        continue
+                    try:
+                        values.update(metric.evaluate(e, ctx))
+                    except MetricSkipped as exc:
+                        skipped_metrics[metric.name] = str(exc)
+                        _note(notes, f"{metric.name} skipped for some items: {exc}")
+                record = {
+                    "image": it.image, "text": it.text, "label": it.label, "method": m.name,
+                    "base_method": m.base, "mask": it.mask, "predicted": predicted,
+                    "correct": (predicted == it.text) if predicted is not None else None,
+                    "n_regions": e.n_regions, "explain_seconds": seconds,
+                    "metric_seconds": time.perf_counter() - t1,
+                    "explain_forward_passes": e.forward_passes,
+                    "metric_forward_passes": (scorer.forward_passes - passes0) if scorer else 0,
+                    "metrics": values, "skipped": skipped_metrics,
+                }
+                append_record(results_path, record)
+                new += 1
+                if progress is not None:
+                    progress(new, len(todo))
+    # Sharded runs: every process's records are on disk before the main one writes the reports.
+    distributed.wait_for_everyone()
     records = read_results(out_dir)
-    write_reports(out_dir, records, plots=plots)
+    if distributed.is_main_process():
+        write_reports(out_dir, records, plots=plots)
     return EvalSummary(out_dir, records, new, skipped, notes, time.perf_counter() - t_start)
 
 

@@ -138,7 +138,7 @@ class RegionStack:
     def _run(self, count: int, compose: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
              masked_out: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encode `count` composed rows: this process's share, in chunks, gathered at the end."""
-        start, stop, _ = distributed.shard_bounds(count)
+        start, stop = distributed.step_bounds(count)
         outs_in: list[torch.Tensor] = []
         outs_out: list[torch.Tensor] = []
         while start < stop:

@@ -144,7 +144,7 @@ class Search(ABC):
     def _extra(self, stack: RegionStack, start_passes: int, evaluator: _Evaluator,
                **more: Any) -> dict:
         return {**self.settings(), "search_passes": stack.forward_passes - start_passes,
-                "evaluations": evaluator.evaluations, "processes": distributed.world_size(),
+                "evaluations": evaluator.evaluations, "processes": distributed.step_processes(),
                 "chunk": stack.chunk, "oom_halvings": stack.oom_halvings, **more}
 
 

@@ -41,6 +41,18 @@ def one_line_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def relaunch_if_asked(num_processes: int) -> None:
+    """``--num-processes N``: rerun this very command line under ``accelerate launch`` with N
+    processes and exit with its code (a no-op for N = 1 and inside a launched process)."""
+    from ..distributed import relaunch, without_option, world_size
+
+    if num_processes < 1:
+        fail(f"--num-processes must be at least 1, got {num_processes}")
+    if num_processes == 1 or world_size() > 1:
+        return
+    raise typer.Exit(relaunch(num_processes, without_option(sys.argv[1:], "--num-processes")))
+
+
 @contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar driven by a callback (done, total)."""

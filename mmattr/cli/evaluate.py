@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..metrics import list_metrics
-from ._common import console, one_line_errors, progress_bar
+from ._common import console, one_line_errors, progress_bar, relaunch_if_asked
 
 
 @one_line_errors
@@ -34,19 +34,26 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and ROAD noise."),
     config: Optional[Path] = typer.Option(None, help="YAML explain settings (configs/explain.yaml)."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    num_processes: int = typer.Option(1, "--num-processes",
+                                      help="Shard the images over N processes (accelerate)."),
 ) -> None:
     """Explain every manifest line with each method, score each metric, write results.jsonl,
     results.csv, summary.md and plots into OUT. A rerun skips the work already done."""
     from ..config import ExplainConfig, load_config
+    from ..distributed import is_main_process
     from ..evaluate import evaluate_dataset
+
+    relaunch_if_asked(num_processes)
 
     cfg = (load_config(config) if config else ExplainConfig()).replace(
         division=division, regions=regions, search=search, vocabulary=vocabulary,
         batch_size=batch_size, device=device, seed=seed)
-    with progress_bar("evaluate") as progress:
+    with progress_bar("evaluate", enabled=is_main_process()) as progress:
         summary = evaluate_dataset(dataset, methods, metrics, model=model, out=out, config=cfg,
                                    score=score, steps=steps, fill=fill, limit=limit,
                                    progress=progress, plots=not no_plots)
+    if not is_main_process():
+        return
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"{summary.new} new, {summary.skipped} already done, "

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from ._common import console, one_line_errors, progress_bar
+from ._common import console, one_line_errors, progress_bar, relaunch_if_asked
 
 app = typer.Typer(name="mmattr", add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -56,9 +56,12 @@ def explain(
     seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and searches."),
     config: Optional[Path] = typer.Option(None, help="YAML settings (see configs/explain.yaml)."),
     overwrite: bool = typer.Option(False, help="Redo an output folder that is already complete."),
+    num_processes: int = typer.Option(1, "--num-processes",
+                                      help="Split each search step over N processes (accelerate)."),
 ) -> None:
     """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
     curves.png and explanation.json."""
+    relaunch_if_asked(num_processes)
     from ..api import explain_to_dir
     from ..config import ExplainConfig, load_config
     from ..targets import Target

@@ -92,17 +92,22 @@ def to_image_space(cam: torch.Tensor, adapter: Adapter, hw: tuple[int, int]) -> 
 
 def score_masked(image: torch.Tensor, masks: torch.Tensor, adapter: Adapter,
                  score: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-                 progress: ProgressFn | None = None, done: int = 0, total: int = 0) -> torch.Tensor:
+                 progress: ProgressFn | None = None, done: int = 0, total: int = 0,
+                 model_space: bool = False) -> torch.Tensor:
     """Scores of image ⊙ mask for a stack of (M, H, W) masks, `batch_size` images per pass.
 
     Masks are applied in pixel space (0 = black), then preprocessed on the device chunk by chunk,
-    so memory stays at `batch_size` full-size images.
+    so memory stays at `batch_size` full-size images. With ``model_space`` the image is already
+    resized and cropped to the model input (``preprocess.geometry``) and the masks match it, so
+    no full-resolution image is composed at all.
     """
     out = []
     with torch.inference_mode():
         for start in range(0, masks.shape[0], batch_size):
             m = masks[start:start + batch_size].to(image.device, image.dtype)
-            pixels = adapter.preprocess.normalize(adapter.preprocess.geometry(image * m[:, None]))
+            shown = image * m[:, None]
+            pixels = adapter.preprocess.normalize(
+                shown if model_space else adapter.preprocess.geometry(shown))
             with adapter.autocast():
                 out.append(score(adapter.encode_images(pixels)).float())
             if progress is not None:

@@ -15,7 +15,8 @@ import torch
 from ..adapters.base import Adapter
 from ..division import divider_from_config
 from ..regions import RegionStack
-from ._common import MapExplainer, MapResult, image_tensor, score_masked, seeded_generator
+from ._common import (MapExplainer, MapResult, image_tensor, score_masked, seeded_generator,
+                      to_image_space)
 from .base import ProgressFn, register_explainer
 
 
@@ -179,6 +180,10 @@ class RiseExplainer(MapExplainer):
     """Σ f(I⊙M)·M / (N·p1) over N = 4,000 random masks: 7×7 Bernoulli(0.5) grids, bilinearly
     upsampled and randomly shifted; f is the target cosine.
 
+    As in the paper, masks live at the model's input resolution: the image is resized and
+    cropped once, the masks are composed on that, and the map is carried back to the image
+    (zero where the crop removed pixels, since the model never saw them).
+
     Ref. Petsiuk et al., "RISE: Randomized Input Sampling for Explanation of Black-box Models",
     BMVC 2018.
     """
@@ -191,24 +196,27 @@ class RiseExplainer(MapExplainer):
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
         dev = adapter.device
-        H, W = image.shape[:2]
         s = self.grid
+        with torch.inference_mode():
+            base = adapter.preprocess.geometry(image_tensor(image, dev))
+        h, w = base.shape[-2:]
         gen = seeded_generator(self.config.seed, dev)
         grids = (torch.rand(self.n_masks, s, s, generator=gen, device=dev) < self.p1).float()
-        cell = torch.tensor([math.ceil(H / s), math.ceil(W / s)], device=dev)
+        cell = torch.tensor([math.ceil(h / s), math.ceil(w / s)], device=dev)
         shifts = (torch.rand(self.n_masks, 2, generator=gen, device=dev) * cell).long()
-        img = image_tensor(image, dev)
-        sal = torch.zeros(H, W, device=dev)
+        sal = torch.zeros(h, w, device=dev)
         chunk = self.config.batch_size
         with torch.inference_mode():
             for start in range(0, self.n_masks, chunk):
-                masks = rise_masks(grids[start:start + chunk], shifts[start:start + chunk], (H, W))
-                f = score_masked(img, masks, adapter, lambda e: e @ target_emb.to(e.dtype)
-                                 / e.norm(dim=-1).clamp(min=1e-12), chunk)
+                masks = rise_masks(grids[start:start + chunk], shifts[start:start + chunk], (h, w))
+                f = score_masked(base, masks, adapter, lambda e: e @ target_emb.to(e.dtype)
+                                 / e.norm(dim=-1).clamp(min=1e-12), chunk, model_space=True)
                 sal += torch.einsum("b,bhw->hw", f, masks)
                 if progress is not None:
                     progress(min(start + chunk, self.n_masks), self.n_masks)
-        sal /= self.n_masks * self.p1
+            sal /= self.n_masks * self.p1
+            sal = to_image_space(sal, adapter, image.shape[:2])
         return MapResult(sal.cpu().numpy(), self.n_masks,
                          settings={"masks": self.n_masks, "grid": s, "p1": self.p1,
-                                   "fill": "black", "score": "cosine"})
+                                   "mask_resolution": [int(h), int(w)], "fill": "black",
+                                   "score": "cosine"})
