@@ -183,8 +183,9 @@ def without_option(argv: Sequence[str], option: str) -> list[str]:
 def relaunch(num_processes: int, args: Sequence[str]) -> int:
     """Run ``mmattr ARGS`` in `num_processes` processes under ``accelerate launch``; its exit code.
 
-    One machine; gloo on the CPU, NCCL where there is a GPU per process. Each process gets an
-    equal share of the CPU threads so that N processes do not oversubscribe the cores.
+    One machine; NCCL where there is a GPU per process, else every process on the CPU (gloo).
+    Each process gets an equal share of the CPU threads so that N processes do not
+    oversubscribe the cores.
     """
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",

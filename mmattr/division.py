@@ -309,14 +309,15 @@ class PriorDivider(Divider):
 
     def _labels_in_context(self, image: np.ndarray, context: DivisionContext) -> np.ndarray:
         from .explainers import EXPLAINERS
-        from .explainers._common import target_embedding
+        from .explainers._common import cached_attribute, target_embedding
 
         method = self.options["method"]
         cfg = context.config.replace(method=method)
         if cfg.division.startswith("prior"):
             cfg = cfg.replace(division="slico")
-        result = EXPLAINERS.get(method)(cfg).attribute(
-            image, target_embedding(context.adapter, context.target), context.adapter)
+        result = cached_attribute(EXPLAINERS.get(method)(cfg), image,
+                                  target_embedding(context.adapter, context.target),
+                                  context.adapter)
         self.forward_passes = int(result.forward_passes)
         return prior_labels(np.asarray(result.attribution, np.float64),
                             int(self.options["grid"]), int(self.options["group"]))

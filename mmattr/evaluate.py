@@ -235,8 +235,11 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
     by_item: dict[Item, list[MethodSpec]] = {}
     for it, m in todo:
         by_item.setdefault(it, []).append(m)
-    # Items are sharded, so each process explains its own images with whole search steps.
-    with distributed.items_sharded():
+    # Items are sharded, so each process explains its own images with whole search steps;
+    # a "w/ ours" method reuses its baseline's map of the same image.
+    from .explainers._common import reuse_maps
+
+    with distributed.items_sharded(), reuse_maps():
         for it, specs in by_item.items():
             if adapter is None:
                 adapter = model if isinstance(model, Adapter) else load_adapter(

@@ -7,10 +7,13 @@ BMVC 2018 (insertion and deletion curves).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from abc import abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -151,6 +154,40 @@ def pixel_curves(image: np.ndarray, attribution: np.ndarray, adapter: Adapter,
     return x, both[:steps + 1].tolist(), both[steps + 1:].tolist()
 
 
+_MAP_CACHE: dict | None = None  # a dict only inside `reuse_maps()`
+_MAP_CACHE_SIZE = 8
+
+
+@contextmanager
+def reuse_maps() -> Iterator[None]:
+    """Within this block a baseline's map for the same image, target, model and settings is
+    computed once: `mmattr evaluate` runs ``gradcam`` and ``smdl+prior:gradcam`` on each image,
+    and the prior division reuses the map of the plain run. Scoped, so a long-lived session never
+    serves a map from an adapter whose weights have changed since."""
+    global _MAP_CACHE
+    previous, _MAP_CACHE = _MAP_CACHE, {}
+    try:
+        yield
+    finally:
+        _MAP_CACHE = previous
+
+
+def cached_attribute(explainer: "MapExplainer", image: np.ndarray, target_emb: torch.Tensor,
+                     adapter: Adapter, progress: ProgressFn | None = None) -> MapResult:
+    """`explainer.attribute(...)`, served from the `reuse_maps` cache when one is active."""
+    if _MAP_CACHE is None:
+        return explainer.attribute(image, target_emb, adapter, progress)
+    image = np.ascontiguousarray(image)
+    key = (explainer.name, json.dumps(explainer.config.to_dict(), sort_keys=True, default=str),
+           id(adapter), image.shape, hashlib.sha1(image.tobytes()).hexdigest(),
+           hashlib.sha1(target_emb.detach().float().cpu().numpy().tobytes()).hexdigest())
+    if key not in _MAP_CACHE:
+        if len(_MAP_CACHE) >= _MAP_CACHE_SIZE:
+            _MAP_CACHE.pop(next(iter(_MAP_CACHE)))
+        _MAP_CACHE[key] = explainer.attribute(image, target_emb, adapter, progress)
+    return _MAP_CACHE[key]
+
+
 class MapExplainer(Explainer):
     """A baseline: one attribution map, wrapped into the same Explanation as SMDL's.
 
@@ -175,7 +212,7 @@ class MapExplainer(Explainer):
         cfg = self.config
         t0 = time.perf_counter()
         target_emb = target_embedding(adapter, target)
-        result = self.attribute(image, target_emb, adapter, progress)
+        result = cached_attribute(self, image, target_emb, adapter, progress)
         t_attr = time.perf_counter()
         attribution = np.asarray(result.attribution, np.float32)
 

@@ -366,3 +366,37 @@ def _fast(monkeypatch):
     monkeypatch.setattr(perturbation.KernelShapExplainer, "n_samples", 32)
     monkeypatch.setattr(hsic.HsicExplainer, "n_designs", 32)
     monkeypatch.setattr(gradient.IntegratedGradientsExplainer, "steps", 4)
+
+
+def test_reuse_maps_computes_a_prior_once(hotbox, gray_image, monkeypatch):
+    """Inside `reuse_maps` (as `mmattr evaluate` runs), `saliency` then `smdl+prior:saliency` on
+    the same image compute the saliency map once; the explanations equal those made apart."""
+    from mmattr.explainers import EXPLAINERS
+    from mmattr.explainers._common import reuse_maps
+
+    cls = EXPLAINERS.get("saliency")
+    calls = []
+    original = cls.attribute
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "attribute", counting)
+    apart = [mmattr.explain(gray_image, text="x", model=hotbox, method="saliency"),
+             mmattr.explain(gray_image, text="x", model=hotbox, division="prior:saliency",
+                            regions=9)]
+    assert len(calls) == 2
+    with reuse_maps():
+        together = [mmattr.explain(gray_image, text="x", model=hotbox, method="saliency"),
+                    mmattr.explain(gray_image, text="x", model=hotbox, division="prior:saliency",
+                                   regions=9)]
+        # Another target is another map.
+        mmattr.explain(gray_image, text="y", model=hotbox, method="saliency")
+    assert len(calls) == 4
+    np.testing.assert_array_equal(apart[0].attribution, together[0].attribution)
+    assert apart[1].order == together[1].order
+    np.testing.assert_array_equal(apart[1].regions, together[1].regions)
+    # Outside the block nothing is cached.
+    mmattr.explain(gray_image, text="x", model=hotbox, method="saliency")
+    assert len(calls) == 5
