@@ -74,10 +74,15 @@ class RegionStack:
             parts.append(pre.geometry(img[None] * masks[:, None]))
         stack = torch.cat(parts)  # (N, 3, h, w), in [0, 1] pixel space
         self.shape = tuple(stack.shape[1:])
-        self._stack = stack.reshape(self.n, -1)
-        self._full = pre.geometry(img[None]).reshape(1, -1)
-        self._mean = torch.tensor(pre.mean, device=dev).view(1, -1, 1, 1)
-        self._std = torch.tensor(pre.std, device=dev).view(1, -1, 1, 1)
+        # Normalisation is affine, so the stack is kept divided by std and the mean is folded
+        # into two constants: an input is then one add (masked-in) and one subtract (masked-out)
+        # written straight into the encoder's batch, with no separate normalising pass.
+        mean = torch.tensor(pre.mean, device=dev, dtype=stack.dtype).view(-1, 1, 1)
+        std = torch.tensor(pre.std, device=dev, dtype=stack.dtype).view(-1, 1, 1)
+        self._stack = (stack / std).reshape(self.n, -1)
+        self._shift = (-mean / std).expand(self.shape).reshape(1, -1).contiguous()
+        full = (pre.geometry(img[None])[0] / std).reshape(1, -1)
+        self._out_const = full + 2 * self._shift  # masked-out = this − normalised masked-in
         self.chunk = self._initial_chunk()
 
     # -- memory ---------------------------------------------------------------------------------
@@ -112,32 +117,47 @@ class RegionStack:
         return max(pixels * 3, peak // _PROBE + pixels * 3)
 
     # -- composition ----------------------------------------------------------------------------
-    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.view(-1, *self.shape) - self._mean) / self._std
+    def _with_outside(self, inside: torch.Tensor, masked_out: bool) -> torch.Tensor:
+        """(B, D) normalised masked-in rows → the encoder's batch: (B, 3, h, w), or (2B, 3, h, w)
+        with the masked-out images after the masked-in ones."""
+        if not masked_out:
+            return inside.view(-1, *self.shape)
+        b = inside.shape[0]
+        both = inside.new_empty(2 * b, inside.shape[1])
+        both[:b] = inside
+        torch.sub(self._out_const, inside, out=both[b:])
+        return both.view(-1, *self.shape)
+
+    def _inside(self, subsets: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self._shift, subsets.to(self._stack.dtype), self._stack)
+
+    def _inside_add(self, base: torch.Tensor, candidates: torch.Tensor, remove: bool
+                    ) -> torch.Tensor:
+        # One row of the stack indexed per candidate: the step loop of a greedy search.
+        base_img = torch.addmm(self._shift, base.to(self._stack.dtype)[None], self._stack)
+        rows = self._stack.index_select(0, candidates)
+        return torch.sub(base_img, rows) if remove else torch.add(base_img, rows)
 
     def compose(self, subsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N) 0/1 subsets → normalised masked-in and masked-out inputs, each (B, 3, h, w).
 
         Masked-in keeps only the subset's regions (the rest black); masked-out blacks them out.
         """
-        inside = subsets.to(self._stack.dtype) @ self._stack
-        return self._normalize(inside), self._normalize(self._full - inside)
+        both = self._with_outside(self._inside(subsets), True)
+        return both[: subsets.shape[0]], both[subsets.shape[0]:]
 
     def compose_add(self, base: torch.Tensor, candidates: torch.Tensor, remove: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs of base ∪ {c} (or base \\ {c} with `remove`) for each candidate region c.
-
-        One row of the stack indexed per candidate: the step loop of a greedy search.
-        """
-        base_img = base.to(self._stack.dtype) @ self._stack
-        rows = self._stack.index_select(0, candidates)
-        inside = base_img - rows if remove else base_img + rows
-        return self._normalize(inside), self._normalize(self._full - inside)
+        """Inputs of base ∪ {c} (or base \\ {c} with `remove`) for each candidate region c."""
+        both = self._with_outside(self._inside_add(base, candidates, remove), True)
+        return both[: candidates.shape[0]], both[candidates.shape[0]:]
 
     # -- encoding -------------------------------------------------------------------------------
-    def _run(self, count: int, compose: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+    def _run(self, count: int, compose: Callable[[int, int], torch.Tensor],
              masked_out: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Encode `count` composed rows: this process's share, in chunks, gathered at the end."""
+        """Encode `count` composed rows: this process's share, in chunks, gathered at the end.
+
+        `compose(a, b)` gives the normalised masked-in rows a..b-1 as (b - a, D)."""
         start, stop = distributed.step_bounds(count)
         outs_in: list[torch.Tensor] = []
         outs_out: list[torch.Tensor] = []
@@ -146,18 +166,18 @@ class RegionStack:
             per = max(1, self.chunk // 2) if masked_out else self.chunk
             end = min(stop, start + per)
             try:
-                inside, outside = compose(start, end)
+                batch = self._with_outside(compose(start, end), masked_out)
                 # Composition stays in float32; only the encoder runs under autocast.
                 with self._autocast():
                     if not masked_out:
-                        outs_in.append(self.adapter.encode_images(inside).float())
+                        outs_in.append(self.adapter.encode_images(batch).float())
                     elif self.chunk >= 2:
-                        emb = self.adapter.encode_images(torch.cat([inside, outside])).float()
+                        emb = self.adapter.encode_images(batch).float()
                         outs_in.append(emb[: end - start])
                         outs_out.append(emb[end - start:])
                     else:
-                        outs_in.append(self.adapter.encode_images(inside).float())
-                        outs_out.append(self.adapter.encode_images(outside).float())
+                        outs_in.append(self.adapter.encode_images(batch[:1]).float())
+                        outs_out.append(self.adapter.encode_images(batch[1:]).float())
             except (RuntimeError, MemoryError) as exc:
                 if not _is_oom(exc) or self.chunk == 1:
                     raise
@@ -195,7 +215,7 @@ class RegionStack:
         Chunked so that at most `batch_size` images go through the encoder at once.
         """
         subsets = subsets.to(self.device)
-        return self._run(subsets.shape[0], lambda a, b: self.compose(subsets[a:b]), masked_out)
+        return self._run(subsets.shape[0], lambda a, b: self._inside(subsets[a:b]), masked_out)
 
     @torch.inference_mode()
     def embed_add(self, base: torch.Tensor, candidates: torch.Tensor, masked_out: bool = True,
@@ -207,7 +227,8 @@ class RegionStack:
         base = base.to(self.device)
         candidates = candidates.to(self.device)
         return self._run(candidates.shape[0],
-                         lambda a, b: self.compose_add(base, candidates[a:b], remove), masked_out)
+                         lambda a, b: self._inside_add(base, candidates[a:b], remove),
+                         masked_out)
 
     def embed_regions(self) -> torch.Tensor:
         """(N, D) embeddings of each region shown alone: F(s_i) of the effectiveness score."""
