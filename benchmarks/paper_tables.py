@@ -153,7 +153,11 @@ def report(args, records, methods, missing, summary, seconds) -> str:
     wrong = lambda r: r.get("correct") is False  # noqa: E731
     items = {(r["image"], r["text"]) for r in records}
     n_wrong = len({(r["image"], r["text"]) for r in records if wrong(r)})
-    cmd = "python benchmarks/paper_tables.py " + " ".join(sys.argv[1:])
+    from mmattr.distributed import world_size
+
+    launcher = (f"accelerate launch --multi_gpu --num_processes {world_size()} "
+                if world_size() > 1 else "python ")
+    cmd = launcher + "benchmarks/paper_tables.py " + " ".join(sys.argv[1:])
     per_img = np.mean([r["explain_seconds"] + r["metric_seconds"] for r in records]) if records else 0
     lines = [
         "# Benchmark: analogues of the SMDL paper's Tables 1-2 and seed 002's localisation table",

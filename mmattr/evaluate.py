@@ -210,7 +210,6 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
     root = Path(dataset)
     if limit is not None:
         items = items[:limit]
-    items = shard(items)
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,14 +220,19 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
                                if k not in ("method", "batch_size", "device", "dtype")}}
     _check_run_settings(out_dir, run_settings)
 
+    results_path = _results_path(out_dir)
+    _repair_tail(results_path)
+    distributed.wait_for_everyone()  # every results file repaired before anyone reads them
     done = {_key(r) for r in read_results(out_dir)}
     todo = [(it, m) for it in items for m in method_specs
             if (it.image, it.text, m.name) not in done]
     skipped = len(items) * len(method_specs) - len(todo)
+    distributed.wait_for_everyone()  # the same `done` everywhere before anyone appends
+    # Shard what is left rather than the manifest, so a resumed run keeps every process busy.
+    mine = set(shard(list(dict.fromkeys(it for it, _ in todo))))
+    todo = [(it, m) for it, m in todo if it in mine]
     notes: list[str] = []
     adapter = None
-    results_path = _results_path(out_dir)
-    _repair_tail(results_path)
     if progress is not None:
         progress(0, len(todo))
     new = 0
@@ -296,6 +300,7 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
                     progress(new, len(todo))
     # Sharded runs: every process's records are on disk before the main one writes the reports.
     distributed.wait_for_everyone()
+    new = sum(distributed.gather_items([new]))
     records = read_results(out_dir)
     if distributed.is_main_process():
         write_reports(out_dir, records, plots=plots)

@@ -1,5 +1,5 @@
 """`mmattr evaluate --num-processes 2`: images sharded over two CPU processes (accelerate, gloo)
-give the same records as one process, and a rerun finds everything done."""
+resume a partial run, give the same records as one process, and a rerun finds everything done."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def test_two_processes_shard_images_and_agree_with_one(tmp_path):
     one = runner.invoke(app, [*common, "--out", str(tmp_path / "one")])
     assert one.exit_code == 0, one.output
 
+    # A partial single-process run first: the sharded run resumes it and shares what is left.
+    part = runner.invoke(app, [*common, "--limit", "1", "--out", str(tmp_path / "two")])
+    assert part.exit_code == 0, part.output
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "mmattr", *common, "--out", str(tmp_path / "two"),
            "--num-processes", "2"]
@@ -59,6 +62,7 @@ def test_two_processes_shard_images_and_agree_with_one(tmp_path):
     a = {_key(r): r for r in read_results(tmp_path / "one")}
     b = {_key(r): r for r in read_results(two_dir)}
     assert set(a) == set(b) and len(a) == 2 * sum(1 for _ in open(data / "manifest.jsonl"))
+    assert len(read_results(two_dir)) == len(b)  # nothing done twice
     for k in a:
         assert a[k]["n_regions"] == b[k]["n_regions"]
         for name, value in a[k]["metrics"].items():
