@@ -10,9 +10,9 @@ on the named object's mask), as a Markdown table.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,13 +21,12 @@ import mmattr
 from mmattr.datasets.shapes import render_scene
 from mmattr.metrics.localisation import pointing_game
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_search import _PeakRSS  # noqa: E402  (same folder: one RSS sampler for both)
+
 BASELINES = ["saliency", "ig", "gradcam", "gradcampp", "scorecam", "lime", "kernelshap", "rise",
              "hsic"]
 DIVISIONS = ["slico", "seeds", "grid", "prior:hsic", "prior:gradcam"]
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(scenes: int, size: int, regions: int, device: str, sam_checkpoint: str | None,
@@ -38,22 +37,23 @@ def run(scenes: int, size: int, regions: int, device: str, sam_checkpoint: str |
         cases.append(("smdl", "sam"))
     rows = []
     for method, division in cases:
-        passes, seconds, hits = [], [], []
-        rss0 = _rss_mb()
+        passes, seconds, hits, peaks = [], [], [], []
         if adapter.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for k in range(scenes):
             scene = render_scene(seed0 + k, size=size)
             t0 = time.perf_counter()
-            e = mmattr.explain(scene.image, text=scene.labels[0], model=adapter, method=method,
-                               division=division, regions=regions,
-                               sam_checkpoint=sam_checkpoint)
+            with _PeakRSS() as rss:
+                e = mmattr.explain(scene.image, text=scene.labels[0], model=adapter,
+                                   method=method, division=division, regions=regions,
+                                   sam_checkpoint=sam_checkpoint)
             seconds.append(time.perf_counter() - t0)
+            peaks.append(rss.mb)
             passes.append(e.forward_passes)
             # Tie-aware: a region-valued map's maximum is a whole region, not its first pixel.
             hits.append(pointing_game(e.attribution, scene.masks[0]))
         peak = (torch.cuda.max_memory_allocated() / 2 ** 20 if adapter.device.type == "cuda"
-                else max(0.0, _rss_mb() - rss0))
+                else max(peaks))
         row = {"method": method, "division": division if method in ("smdl", "lime", "kernelshap")
                else "-", "passes": float(np.mean(passes)), "seconds": float(np.mean(seconds)),
                "peak_mb": peak, "pointing": float(np.mean(hits))}
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Demo model, {a.scenes} unseen scenes (seeds {a.seed}..), {a.size}×{a.size} px, "
               f"--regions {a.regions}, device {a.device}, torch {torch.__version__}. Forward "
               "passes exclude the 22 passes of a baseline's pixel curves; peak memory is the "
-              "growth of the process's peak RSS on CPU (0 = below an earlier peak), "
-              "torch.cuda.max_memory_allocated on GPU; pointing game = share of scenes whose "
+              "highest RSS growth during one explanation on CPU (sampled every ms after "
+              "malloc_trim), torch.cuda.max_memory_allocated on GPU; pointing game = share of scenes whose "
               "map maximum lies on the named object (mmattr.metrics pointing_game: when a whole "
               "region ties for the maximum, the share of it on the object).")
     text = table(rows, header)

@@ -474,19 +474,30 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None
     curve_metrics = [m for m in ("insertion", "deletion", "insertion_region", "deletion_region")
                      if any(f"{m}_curve" in r["metrics"] for r in records)]
     if curve_metrics:
-        fig, axes = plt.subplots(1, len(curve_metrics), figsize=(4.5 * len(curve_metrics), 3.6),
+        methods = method_order(records)
+        # A method and its "w/ ours" variant share a colour; the variant is dashed.
+        base = {r["method"]: r.get("base_method") or r["method"] for r in records}
+        bases = list(dict.fromkeys(base[m] for m in methods))
+        cmap = plt.get_cmap("tab10" if len(bases) <= 10 else "tab20")
+        colour = {b: cmap(i % cmap.N) for i, b in enumerate(bases)}
+        legend_rows = -(-len(methods) // 2)
+        fig, axes = plt.subplots(1, len(curve_metrics),
+                                 figsize=(4.5 * len(curve_metrics), 3.4 + 0.13 * legend_rows),
                                  dpi=100, squeeze=False)
         for ax, m in zip(axes[0], curve_metrics):
-            for method in method_order(records):
+            for method in methods:
                 curves = [(r["metrics"][f"{m}_x"], r["metrics"][f"{m}_curve"]) for r in records
                           if r["method"] == method and f"{m}_curve" in r["metrics"]]
                 if curves:
                     x, y = mean_curve(curves)
-                    ax.plot(x, y, label=f"{method} ({auc(x, y):.3f})")
+                    ax.plot(x, y, color=colour[base[method]],
+                            linestyle="--" if base[method] != method else "-",
+                            label=f"{method} ({auc(x, y):.3f})")
             ax.set_title(f"{m} (dataset-mean curve)")
             ax.set_xlabel("fraction of pixels")
             ax.set_ylabel("score")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                      frameon=False)
         fig.tight_layout()
         _save_fig(fig, out / "curves.png")
         plt.close(fig)
