@@ -180,6 +180,16 @@ def without_option(argv: Sequence[str], option: str) -> list[str]:
     return out
 
 
+def free_port() -> int:
+    """A TCP port free right now, for the launcher's rendezvous: the fixed default (29500) can
+    still be held by a run that has just ended, or by another run on the same machine."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def relaunch(num_processes: int, args: Sequence[str]) -> int:
     """Run ``mmattr ARGS`` in `num_processes` processes under ``accelerate launch``; its exit code.
 
@@ -190,6 +200,7 @@ def relaunch(num_processes: int, args: Sequence[str]) -> int:
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
            "--num_processes", str(num_processes), "--num_machines", "1",
+           "--main_process_port", str(free_port()),
            "--mixed_precision", "no", "--dynamo_backend", "no",
            "--num_cpu_threads_per_process", str(threads), "-m", "mmattr", *args]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}

@@ -69,7 +69,8 @@ def test_two_processes_give_the_same_orderings(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--num_machines", "1", "--main_process_port", str(distributed.free_port()),
+         "--mixed_precision", "no", "--dynamo_backend", "no",
          str(script), str(tmp_path / "shards.json"), *args],
         env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
