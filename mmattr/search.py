@@ -119,6 +119,13 @@ class _Trace:
                             extra=extra)
 
 
+def _at_least_one(search: str, option: str, value: Any) -> int:
+    """A search option that counts something: an int ≥ 1, or a one-line error naming it."""
+    if int(value) < 1:
+        raise InputError(f"the {search} search's {option} must be at least 1, got {value}")
+    return int(value)
+
+
 def _drop(rest: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
     """`rest` without its entry at device index i, with no device-to-host sync."""
     keep = torch.arange(rest.shape[0] - 1, device=rest.device)
@@ -194,10 +201,8 @@ class LazyGreedy(Search):
     name = "lazy"
 
     def __init__(self, batch: int = 2, **options: Any) -> None:
-        if int(batch) < 1:
-            raise InputError(f"the lazy search's batch must be at least 1, got {batch}")
-        super().__init__(batch=int(batch), **options)
-        self.batch = int(batch)
+        self.batch = _at_least_one("lazy", "batch", batch)
+        super().__init__(batch=self.batch, **options)
 
     def run(self, objective: Objective, stack: RegionStack,
             progress: ProgressFn | None = None) -> SearchResult:
@@ -266,8 +271,8 @@ class StochasticGreedy(Search):
                  **options: Any) -> None:
         if not 0.0 < float(epsilon) < 1.0:
             raise InputError(f"the stochastic search's epsilon must be in (0, 1), got {epsilon}")
-        if k is not None and int(k) < 1:
-            raise InputError(f"the stochastic search's k must be at least 1, got {k}")
+        if k is not None:
+            k = _at_least_one("stochastic", "k", k)
         super().__init__(epsilon=float(epsilon), k=k, seed=int(seed), **options)
         self.epsilon, self.k, self.seed = float(epsilon), k, int(seed)
 
@@ -321,10 +326,8 @@ class BidirectionalSearch(Search):
     name = "bidirectional"
 
     def __init__(self, shortlist: int = 8, **options: Any) -> None:
-        if int(shortlist) < 1:
-            raise InputError(f"the bidirectional search's shortlist must be at least 1, got {shortlist}")
-        super().__init__(shortlist=int(shortlist), **options)
-        self.shortlist = int(shortlist)
+        self.shortlist = _at_least_one("bidirectional", "shortlist", shortlist)
+        super().__init__(shortlist=self.shortlist, **options)
 
     def run(self, objective: Objective, stack: RegionStack,
             progress: ProgressFn | None = None) -> SearchResult:

@@ -50,6 +50,10 @@ def relaunch_if_asked(num_processes: int) -> None:
         fail(f"--num-processes must be at least 1, got {num_processes}")
     if num_processes == 1 or world_size() > 1:
         return
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        fail("--num-processes needs accelerate: pip install 'mmattr[accelerate]'")
     raise typer.Exit(relaunch(num_processes, without_option(sys.argv[1:], "--num-processes")))
 
 

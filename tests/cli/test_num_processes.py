@@ -34,3 +34,16 @@ def test_num_processes_relaunches_without_the_flag(command, tmp_path, monkeypatc
 def test_num_processes_must_be_positive(tmp_path):
     result = runner.invoke(app, ["evaluate", str(tmp_path), "--num-processes", "0"])
     assert result.exit_code == 2 and "--num-processes must be at least 1" in result.output
+
+
+def test_num_processes_without_accelerate_is_one_line(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "accelerate" else real(name, *a))
+    monkeypatch.setattr(distributed, "relaunch", lambda n, args: pytest.fail("must not launch"))
+    result = runner.invoke(app, ["evaluate", str(tmp_path), "--num-processes", "2"])
+    assert result.exit_code == 2
+    assert "--num-processes needs accelerate" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -224,6 +224,10 @@ def test_search_from_config_and_bad_options():
         make_search("stochastic", epsilon=1.5)
     with pytest.raises(InputError, match="batch"):
         make_search("lazy", batch=0)
+    with pytest.raises(InputError, match="stochastic search's k must be at least 1"):
+        make_search("stochastic", k=0)
+    with pytest.raises(InputError, match="shortlist must be at least 1"):
+        make_search("bidirectional", shortlist=0)
     with pytest.raises(InputError, match="unknown search"):
         make_search("fastest")
     with pytest.raises(InputError, match="search_epsilon"):
