@@ -11,6 +11,7 @@ Ref. Hugging Face Accelerate (``PartialState``, ``gather``, ``gather_object``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -206,4 +207,27 @@ def relaunch(num_processes: int, args: Sequence[str]) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     if torch.cuda.device_count() < num_processes:
         env["ACCELERATE_USE_CPU"] = "true"
-    return subprocess.run(cmd, env=env).returncode
+    # The processes' stderr is passed through, except what would break the one-line-error
+    # contract: the same error from every process (shown once) and the launcher's own failure
+    # report (its log lines and a traceback of the launcher, not of mmattr).
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
+    assert proc.stderr is not None
+    errors: set[str] = set()
+    report = False
+    for line in proc.stderr:
+        if _LAUNCHER_LOG.match(line):
+            report = report or line.startswith("E")
+            continue
+        if report:
+            continue
+        if line.startswith("error:"):
+            if line in errors:
+                continue
+            errors.add(line)
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    code = proc.wait()
+    return 2 if code and errors else code
+
+
+_LAUNCHER_LOG = re.compile(r"^[EWI]\d{4} [\d:.]+ +\d+ .*torch/distributed/")

@@ -73,3 +73,15 @@ def test_two_processes_shard_images_and_agree_with_one(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 new" in again.stderr
     assert len(read_results(two_dir)) == len(b)
+
+
+def test_bad_input_under_two_processes_is_one_line(tmp_path):
+    """Every process fails the same way: one line, exit 2, no launcher traceback."""
+    pytest.importorskip("accelerate")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "mmattr", "evaluate", str(tmp_path / "missing"),
+                           "--model", "demo", "--num-processes", "2"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"error: dataset folder not found: {tmp_path / 'missing'}"], proc.stderr
