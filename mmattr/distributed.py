@@ -27,7 +27,8 @@ _ALONE = 0  # > 0 inside `items_sharded()`: processes work on different items
 
 __all__ = ["world_size", "rank", "is_main_process", "is_distributed", "shard_bounds",
            "gather_rows", "shard_items", "gather_items", "wait_for_everyone", "process_out_dir",
-           "relaunch", "without_option", "items_sharded", "step_processes", "step_bounds"]
+           "relaunch", "without_option", "items_sharded", "step_processes", "step_bounds",
+           "shutdown"]
 
 
 def _launched() -> bool:
@@ -73,6 +74,23 @@ def wait_for_everyone() -> None:
     state = _state()
     if state is not None:
         state.wait_for_everyone()
+
+
+def shutdown(synchronize: bool = True) -> None:
+    """Leave the process group before the interpreter exits (a no-op when none was joined).
+
+    A gloo group left to the interpreter's teardown can abort the process ("terminate called
+    without an active exception", SIGABRT) after all its work is done, so a finished run would
+    still exit non-zero. `synchronize` waits for the other processes first; pass False on an
+    error path, where a peer may never arrive.
+
+    Ref. PyTorch, "Shutdown" in the torch.distributed documentation (``destroy_process_group``).
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if synchronize:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def shard_bounds(count: int, index: int | None = None, size: int | None = None

@@ -154,4 +154,15 @@ _register_evaluate(app)
 
 
 def main() -> None:
-    app()
+    from ..distributed import shutdown
+
+    code: object = 1
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:  # how Click ends every command, successful or not
+        code = exc.code or 0
+        raise
+    finally:
+        # Only a clean finish waits for the peers: after an error one may never arrive.
+        shutdown(synchronize=code == 0)

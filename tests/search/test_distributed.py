@@ -30,6 +30,37 @@ def test_no_launcher_is_a_no_op(tmp_path, monkeypatch):
     distributed.wait_for_everyone()
 
 
+def test_shutdown_leaves_the_process_group_and_is_a_no_op_without_one():
+    import torch.distributed as dist
+
+    distributed.shutdown()  # nothing joined: nothing to do
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{distributed.free_port()}",
+                            rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()
+        distributed.shutdown()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("argv,code,synchronize", [
+    (["--version"], 0, True),                          # a clean finish waits for the peers
+    (["explain", "missing.png", "--text", "a"], 2, False),  # an error does not
+])
+def test_the_cli_always_leaves_the_process_group(argv, code, synchronize, monkeypatch, capsys):
+    from mmattr.cli.main import main
+
+    calls = []
+    monkeypatch.setattr(distributed, "shutdown", lambda synchronize=True: calls.append(synchronize))
+    monkeypatch.setattr(sys, "argv", ["mmattr", *argv])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert (exc.value.code or 0) == code
+    assert calls == [synchronize]
+
+
 @pytest.mark.parametrize("count,size", [(10, 3), (2, 4), (0, 2), (9, 1), (48, 2)])
 def test_shards_cover_every_item_once_in_order(count, size):
     shares = [distributed.shard_bounds(count, index=r, size=size) for r in range(size)]
