@@ -89,7 +89,7 @@ def shutdown(synchronize: bool = True) -> None:
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return
     if synchronize:
-        torch.distributed.barrier()
+        wait_for_everyone()
     torch.distributed.destroy_process_group()
 
 
