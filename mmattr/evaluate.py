@@ -544,7 +544,7 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str],
             ax.set_xlabel(xlabel, fontsize=8)
             ax.set_ylabel(ylabel, fontsize=8)
             ax.set_xlim(0, 1)
-            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+            ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2),
                       frameon=False)
         fig.tight_layout()
         _save_fig(fig, out / "curves.png")
@@ -571,9 +571,11 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str],
             ax.set_xticks(range(len(methods)))
             ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=7)
             ax.set_title(c + _direction(c), fontsize=9)
-            ax.set_ylabel(f"mean {c} over items (bar: ± std, clipped to the values' range)",
-                          fontsize=6)
-        fig.tight_layout()
+            ax.set_ylabel(f"mean {c} over items", fontsize=8)
+        fig.tight_layout(rect=(0, 0.06 / nrows, 1, 1))
+        fig.text(0.5, 0.01, "bars: mean over items; whiskers: ± 1 std, cut at the smallest and "
+                 "largest item value (never outside the metric's range)", ha="center",
+                 va="bottom", fontsize=8)
         _save_fig(fig, out / "bars.png")
         plt.close(fig)
 
