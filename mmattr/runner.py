@@ -189,7 +189,8 @@ def _read_manifest(root: Path, need: Sequence[str]) -> Dataset:
             duplicates.append(n)
             continue
         seen.add(key)
-        missing = next((f"{what} file not found: {root / rel}"
+        missing = next((f"{what} file not found: {root / rel}" if not (root / rel).exists()
+                        else f"{what} is not a file: {root / rel}"
                         for what, rel in (("image", image), ("mask", mask))
                         if rel is not None and not (root / rel).is_file()), None)
         if missing:
