@@ -14,6 +14,8 @@ from rich.markup import escape
 from ..errors import MmattrError
 
 console = Console(stderr=True)
+#: results (the summary a user may pipe or capture) go to stdout; messages and progress to stderr
+stdout = Console()
 
 
 def fail(message: str, code: int = 2) -> None:
