@@ -61,15 +61,12 @@ def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
     if arr.ndim == 2:
         arr = to_uint8(arr, what)
         return np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (2, 3, 4):
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise InputError(f"{what} must be (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
     arr = to_uint8(arr, what)
-    if arr.shape[2] in (2, 4):  # gray + alpha, RGB + alpha: transparent → black
-        alpha = arr[..., -1:].astype(np.uint16)
-        colour = arr[..., :-1].astype(np.uint16)
-        arr = ((colour * alpha + 127) // 255).astype(np.uint8)
-        if arr.shape[2] == 1:
-            arr = np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 4:  # RGB + alpha: transparent → black
+        alpha = arr[..., 3:].astype(np.uint16)
+        arr = ((arr[..., :3].astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
     return arr
 
 

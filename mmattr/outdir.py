@@ -56,43 +56,46 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-def check_out_dir(out: str | Path, files: Iterable[str] = ()) -> str:
+def check_out_dir(out: str | Path, files: Iterable[str] = (),
+                  recognise: Callable[[Path], bool] | None = None, what: str = "--out") -> str:
     """Say whether mmattr may write a result into `out`, reading only: ``new``, ``empty`` or
     ``ours``. Anything else (a file, a folder of someone else's files, a place that cannot be
-    written) raises `InputError` naming the cause and the fix."""
+    written) raises `InputError` naming the cause and the fix. `recognise` tells an unmarked
+    folder that an earlier version of mmattr wrote (default: only result files in `files`)."""
     out = Path(out)
     shown = str(out)
     if out.is_symlink() and not out.exists():
-        raise InputError(f"--out {shown} is a broken symbolic link; choose another folder")
+        raise InputError(f"{what} {shown} is a broken symbolic link; choose another folder")
     if out.exists():
         if not out.is_dir():
-            raise InputError(f"--out {shown} is a file, not a folder; choose a new folder "
+            raise InputError(f"{what} {shown} is a file, not a folder; choose a new folder "
                              "(mmattr never replaces a file it did not write)")
         try:
             entries = [p.name for p in out.iterdir()]
         except OSError as exc:
-            raise InputError(f"cannot read --out {shown}: {exc.strerror or exc}") from None
-        if read_marker(out) is not None or _legacy_result(out, files):
+            raise InputError(f"cannot read {what} {shown}: {exc.strerror or exc}") from None
+        legacy = recognise(out) if recognise else _legacy_result(out, files)
+        if read_marker(out) is not None or legacy:
             state = "ours"
         elif not entries:
             state = "empty"
         else:
-            raise InputError(f"--out {shown} already holds files mmattr did not write; choose a "
+            raise InputError(f"{what} {shown} already holds files mmattr did not write; choose a "
                              "new or empty folder (mmattr never deletes files it did not write)")
         if not _writable(out):
-            raise InputError(f"cannot write into --out {shown}: it is read-only; choose another folder")
+            raise InputError(f"cannot write into {what} {shown}: it is read-only; choose another folder")
         return state
     # A new folder: its first existing ancestor must be a writable folder.
     parent = out.absolute().parent
     while not parent.exists():
         if parent.is_symlink():
-            raise InputError(f"cannot create --out {shown}: {parent} is a broken symbolic link")
+            raise InputError(f"cannot create {what} {shown}: {parent} is a broken symbolic link")
         parent = parent.parent
     if not parent.is_dir():
-        raise InputError(f"cannot create --out {shown}: {parent} is a file, not a folder; "
+        raise InputError(f"cannot create {what} {shown}: {parent} is a file, not a folder; "
                          "choose another place")
     if not _writable(parent):
-        raise InputError(f"cannot create --out {shown}: {parent} is read-only; choose another place")
+        raise InputError(f"cannot create {what} {shown}: {parent} is read-only; choose another place")
     return "new"
 
 
@@ -168,7 +171,7 @@ def write_result(out: str | Path, fill: Callable[[Path], list[str]], key: str | 
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out))
     except OSError as exc:
         _undo(out, created, state)
-        raise InputError(f"cannot write into --out {out}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot write into {out}: {exc.strerror or exc}") from None
     moved = False
     try:
         names = fill(tmp)
@@ -182,7 +185,7 @@ def write_result(out: str | Path, fill: Callable[[Path], list[str]], key: str | 
     except OSError as exc:
         if not moved:
             _undo(out, created, state)
-        raise InputError(f"cannot write into --out {out}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot write into {out}: {exc.strerror or exc}") from None
     except BaseException:
         if not moved:
             _undo(out, created, state)
@@ -281,3 +284,22 @@ def default_out_dir(image: str | Path, target=None, method: str | None = None,
                                            default=str).encode()).hexdigest()[:6]
         name += f".{_slug(label)}-{digest}"
     return Path("explanations") / name
+
+
+#: what `mmattr dataset shapes` writes into its folder
+DATASET_ENTRIES = {"images", "masks", "manifest.jsonl", MARKER}
+
+
+def _dataset_folder(out: Path) -> bool:
+    names = {p.name for p in out.iterdir()}
+    return bool(names) and names <= DATASET_ENTRIES and "manifest.jsonl" in names
+
+
+def check_dataset_dir(out: str | Path) -> str:
+    """`check_out_dir` for a dataset export: new, empty or an earlier export."""
+    return check_out_dir(out, recognise=_dataset_folder, what="OUT")
+
+
+def mark_dataset(out: str | Path) -> None:
+    """Mark a finished dataset export as mmattr's own."""
+    _write_marker(Path(out), "complete", extra={"kind": "dataset"})

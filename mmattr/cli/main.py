@@ -120,7 +120,10 @@ def models() -> None:
 
     from ..adapters import list_model_families
 
+    # Specs are single long words: fold them at any character, never cut them with "…".
     table = Table("family", "spec", "extra", "installed", "what")
+    for column in table.columns:
+        column.overflow = "fold"
     for row in list_model_families():
         table.add_row(*(escape(str(cell)) for cell in (  # spec syntax holds [optional] parts
             row["name"], row["syntax"], row["extra"] or "-",
@@ -153,8 +156,11 @@ def dataset_shapes(
 ) -> None:
     """Export a seeded synthetic shapes dataset in the manifest format."""
     from ..datasets.shapes import export_dataset
+    from ..outdir import check_dataset_dir, mark_dataset
 
+    check_dataset_dir(out)  # never writes over a file or into a folder of someone else's
     path = export_dataset(out, n_scenes=n, seed=seed, size=size)
+    mark_dataset(out)
     console.print(f"{n} scenes → {path}")
 
 
