@@ -38,7 +38,8 @@ def to_uint8(arr: np.ndarray, what: str = "image") -> np.ndarray:
         if lo < 0 or hi > 65535:
             raise InputError(f"{what} has integer values in [{lo}, {hi}]; expected 8-bit "
                              "(0-255) or 16-bit (0-65535) pixels")
-        if arr.dtype == np.uint16 or hi > 255:  # 16-bit: the type says so, or the values do
+        if (arr.dtype.kind == "u" and arr.dtype.itemsize == 2) or hi > 255:
+            # 16-bit: the type says so (either byte order), or the values do
             return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
         return arr.astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
@@ -89,6 +90,8 @@ def to_rgb_array(img: Image.Image, what: str = "image") -> np.ndarray:
                         or getattr(img.palette, "mode", "") == "RGBA"):
         img, mode = img.convert("RGBA"), "RGBA"
     if mode in _ALPHA_MODES:
+        if mode == "La":  # PIL converts premultiplied gray only to its straight form
+            img = img.convert("LA")
         return _array_to_rgb(np.asarray(img.convert("RGBA")), what)
     if mode in ("L", "RGB"):
         arr = np.asarray(img)

@@ -53,7 +53,15 @@ def _legacy_result(out: Path, files: Iterable[str]) -> bool:
 
 
 def _writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
+    """Can a folder be made in `folder`? Tried for real (and undone): permission bits do not
+    tell root about read-only mounts or kernel file systems."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def check_out_dir(out: str | Path, files: Iterable[str] = (),
