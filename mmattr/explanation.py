@@ -89,7 +89,7 @@ class Explanation:
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             return list(RESULT_FILES)
 
-        return write_result(out_dir, fill, key)
+        return write_result(out_dir, fill, key, files=RESULT_FILES)
 
 
 def is_complete(out_dir: str | Path, key: str | None = None) -> bool:

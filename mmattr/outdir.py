@@ -156,12 +156,13 @@ def _clean_legacy_siblings(out: Path) -> None:
 
 
 def write_result(out: str | Path, fill: Callable[[Path], list[str]], key: str | None,
-                 extra: dict[str, Any] | None = None) -> Path:
+                 extra: dict[str, Any] | None = None, files: Iterable[str] = ()) -> Path:
     """Write a result into `out`: ``fill(tmp)`` writes the files into a temporary folder and
     returns their names; they then replace their namesakes in `out` and the marker is set
-    ``complete`` with `key`. Raises `InputError` (nothing written) where `out` may not be used."""
+    ``complete`` with `key`. Raises `InputError` (nothing written) where `out` may not be used;
+    `files` names the result files an unmarked folder of an older version holds."""
     out = Path(out)
-    state = check_out_dir(out)
+    state = check_out_dir(out, files)
     created: list[Path] = []
     try:
         if state == "new":
