@@ -77,6 +77,9 @@ def load_adapter(spec: str | Adapter = "demo", device: str | torch.device = "aut
     if isinstance(spec, Adapter):
         return spec
     name, arg = split_spec(spec)
+    if name not in ADAPTERS and ("/" in name or "\\" in name):
+        raise InputError(f"unknown model family in {spec!r}: a hub id or a folder needs its family "
+                         f"first, e.g. --model hf:{spec} (or hf-classifier:{spec} for a classifier)")
     family = ADAPTERS.get(name)
     dev = resolve_device(device)
     key = (name, arg, str(dev), dtype)
