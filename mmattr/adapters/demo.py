@@ -6,7 +6,7 @@ import torch
 
 from ..demo_model import DEMO_MODEL_DIR
 from ..errors import ModelError
-from . import register_adapter
+from .base import register_adapter
 from .base import Adapter
 from .hf import HFAdapter
 

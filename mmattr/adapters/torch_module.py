@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError, ModelError
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 from .classifier import LinearHeadAdapter, last_linear
 
@@ -124,7 +124,7 @@ def from_module(module: nn.Module, preprocess: Preprocess | None = None, *,
     text tower. Preprocessing: `preprocess`, or resize + centre crop to `size` with `mean`
     and `std`.
     """
-    from . import resolve_device
+    from .base import resolve_device
 
     dev = resolve_device(device)
     pre = preprocess or make_preprocess(size, mean, std)

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmattr.adapters._preprocess import Preprocess
+from mmattr.preprocess import Preprocess
 from mmattr.datasets.shapes import captions, render_scene
 from mmattr.vocabulary import DEFAULT_TEMPLATES
+from mmattr.zeroshot import predict
 
 __all__ = ["zero_shot_accuracy"]
 
@@ -53,8 +54,8 @@ def accuracy(model, tokenizer, preprocess: Preprocess, n: int = 360, seed: int =
         scenes = [render_scene(np.random.default_rng((seed, i)), size=size, n_objects=1)
                   for i in range(start, min(n, start + 64))]
         pixels = preprocess(torch.from_numpy(np.stack([s.image for s in scenes])))
-        img = F.normalize(_features(model.get_image_features(pixel_values=pixels)), dim=-1)
-        pred = (img @ class_emb.t()).argmax(1)
+        img = _features(model.get_image_features(pixel_values=pixels))
+        pred = predict(None, img, class_emb).top1
         labels = torch.tensor([index[s.labels[0]] for s in scenes])
         correct += int((pred == labels).sum())
     model.train(was_training)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmattr.adapters._preprocess import Preprocess
+from mmattr.preprocess import Preprocess
 from mmattr.datasets.shapes import COLORS, SHAPES, captions, render_scene
 from mmattr.vocabulary import DEFAULT_TEMPLATES
 
