@@ -72,6 +72,9 @@ class CNNAdapter(Adapter):
     def encode_texts(self, prompts):
         return torch.linspace(-1, 1, 6)[None].repeat(len(prompts), 1)
 
+    def vision_module(self):
+        return self.model
+
 
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
@@ -169,7 +172,7 @@ def test_cam_equals_pytorch_grad_cam_on_vit(tiny_clip, name):
     t = target_embedding(tiny_clip, Target.from_text("a red circle"))
     pixels = explainer._input(image, tiny_clip)
     ours, info = explainer.cam_at_input(pixels, t, tiny_clip)
-    assert info["layer"] == "vision_model.encoder.layers.3.layer_norm1"
+    assert info["layer"] == "encoder.layers.3.layer_norm1"  # inside vision_module()
     cfg = tiny_clip.model.config.vision_config
     gh = gw = cfg.image_size // cfg.patch_size  # 8×8 here: nothing assumes 14×14
     reshape = lambda a: a[:, 1:].reshape(a.shape[0], gh, gw, a.shape[2]).permute(0, 3, 1, 2)  # noqa

@@ -151,3 +151,28 @@ def test_vocabulary_is_built_once_and_appends_a_missing_target(tmp_path):
     assert v.source.endswith("+ target")
     torch.testing.assert_close(v.embeddings, torch.eye(3))
     assert build_vocabulary(None, Target.from_text("blue"), toy) is None
+
+
+def test_baseline_inputs_are_composed_on_the_adapters_device():
+    from mmattr.explainers._common import image_tensor
+
+    img = np.full((4, 5, 3), 255, np.uint8)
+    t = image_tensor(img, torch.device("meta"))  # meta: no memory, but the device is kept
+    assert t.device.type == "meta" and t.shape == (1, 3, 4, 5)
+    assert torch.equal(image_tensor(img, torch.device("cpu")), torch.ones(1, 3, 4, 5))
+
+
+def test_search_options_reach_the_search_through_the_settings():
+    """benchmarks/bench_search.py passes ``lazy:batch=8`` this way: the explainer builds its
+    search from the settings, so nothing is monkeypatched and no option is dropped."""
+    from mmattr.config import ExplainConfig
+    from mmattr.search import config_changes, search_from_config
+
+    cfg = ExplainConfig().replace(**config_changes("lazy", {"batch": 8}))
+    assert search_from_config(cfg).settings() == {"strategy": "lazy", "batch": 8}
+    cfg = ExplainConfig().replace(**config_changes("stochastic", {"epsilon": 0.001}))
+    assert search_from_config(cfg).options["epsilon"] == 0.001
+    with pytest.raises(mmattr.InputError, match="no option"):
+        config_changes("exact", {"batch": 2})
+    bench = (ROOT / "benchmarks" / "bench_search.py").read_text()
+    assert "config_changes(name, options)" in bench and "make_search =" not in bench
