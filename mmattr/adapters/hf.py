@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 import torch
 
 from ..errors import ModelError
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 
 #: seconds to wait for the hub before calling a hub id unreachable (transformers itself

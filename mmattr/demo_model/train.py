@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmattr.adapters._preprocess import Preprocess
+from mmattr.preprocess import Preprocess
 from mmattr.datasets.shapes import (BACKGROUNDS, COLORS, SHAPES, background_phrase, captions,
                                     render_scene)
 
