@@ -232,6 +232,7 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
         names = resolve_vocabulary(vocabulary, adapter, [it.label for it in items])
         stage = (lambda name: (lambda d, t: progress(name, d, t))) if progress else (lambda name: None)
         cache = EmbeddingCache(s.cache_dir)
+        enc_start = time.perf_counter()
         enc = encode_items(adapter, items, cache=cache, batch_size=s.batch_size,
                            progress=stage("encode"))
         if not enc.items:
@@ -241,13 +242,16 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
 
         index = {n: k for k, n in enumerate(names)}
         labels = np.array([index[it.label] for it in enc.items])
+        t_enc = time.perf_counter()
         logits = class_logits(adapter, enc.vectors, names)
         result = analyse(enc.vectors, logits, labels, names, s)
+        timings = {"read_and_load": enc_start - t0, "encode": enc.seconds,
+                   "predict_and_analyse": time.perf_counter() - t_enc}
         skipped = [*data.bad, *enc.bad]
         from .report import build_outputs
 
         summary = build_outputs(folder, adapter, s, data, enc, names, result, skipped, folded,
-                                stage, cache, extra_sections or [], t0)
+                                stage, cache, extra_sections or [], t0, timings)
     finally:
         adapter.templates = old_templates
     return AuditResult(folder.out, summary, result.slices, time.perf_counter() - t0)

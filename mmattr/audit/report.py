@@ -138,7 +138,8 @@ def _mean(values) -> float | None:
 
 
 def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, folded,
-                  stage: Callable, cache, extra_sections: list[dict], t0: float) -> dict:
+                  stage: Callable, cache, extra_sections: list[dict], t0: float,
+                  timings: dict[str, float]) -> dict:
     """Name the slices, explain the budget, measure occlusion, then write every output."""
     from .core import OUTPUTS, describe_slice
 
@@ -151,6 +152,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
         notes.append(f"{folded} manifest line(s) repeat an image (several objects): each image "
                      "is audited once, with its first line's label and mask")
 
+    t = time.perf_counter()
     # Slice names from text space.
     phrases = phrase_list(settings.phrases, names)
     try:
@@ -170,6 +172,8 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
     for sl in result.slices:
         sl.summary = describe_slice(sl, labels, preds, names)
 
+    timings["name_slices"] = time.perf_counter() - t
+    t = time.perf_counter()
     # Explanations for a budget of images chosen by the slices.
     chosen = choose_budget(result.slices, result.mistakes, errors, settings.explain_budget)
     why, run = _explain(folder, adapter, settings, items, chosen, names, preds, labels, stage) \
@@ -177,8 +181,12 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
     if run is not None and run.bad:
         notes.append(f"{len(run.bad)} image(s) could not be explained: "
                      + "; ".join(b.describe() for b in run.bad[:3]))
+    timings["explain"] = time.perf_counter() - t
+    t = time.perf_counter()
     occl = _occlusion(adapter, items, names, labels, preds, result.slices, settings) \
         if distributed.is_main_process() else None
+    timings["occlusion"] = time.perf_counter() - t
+    t_write = time.perf_counter()
     if not distributed.is_main_process():
         return {}
 
@@ -252,6 +260,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
         "encoding": {"encoded": enc.encoded, "from_cache": enc.cached,
                      "seconds": round(enc.seconds, 3), "cache": str(cache.root)},
         "seconds": round(time.perf_counter() - t0, 3),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     })
 
     pngs = {"reliability": plots.reliability_png(result.calibration),
@@ -263,9 +272,12 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
             folder.write_text(f"{key}.png", png)
     folder.write_text("predictions.csv", _predictions_csv(items, names, result, in_slice))
     folder.write_text("slices.csv", _slices_csv(slice_rows))
-    folder.write_text("audit.json", json.dumps(summary, indent=1) + "\n")
     html = render(summary, result, items, names, why, chosen, pngs, extra_sections)
     folder.write_text("report.html", html)
+    # audit.json last: it holds the time of every stage, this one included
+    summary["timings"]["write_outputs"] = round(time.perf_counter() - t_write, 3)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    folder.write_text("audit.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 
