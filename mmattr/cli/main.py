@@ -197,6 +197,8 @@ def dataset_shapes(
 from .evaluate import register as _register_evaluate  # noqa: E402  (`mmattr evaluate`)
 
 _register_evaluate(app)
+from .audit import register as _register_audit  # noqa: E402  (`mmattr audit`)
+_register_audit(app)
 
 
 def main() -> None:
