@@ -151,6 +151,8 @@ def dataset_shapes(
 from .evaluate import register as _register_evaluate  # noqa: E402  (`mmattr evaluate`)
 
 _register_evaluate(app)
+from .represent import register as _register_represent  # noqa: E402  (`mmattr represent`)
+_register_represent(app)
 
 
 def main() -> None:

@@ -140,34 +140,53 @@ def sample_boundaries(head: HeadFn, psi: torch.Tensor, preds: torch.Tensor, n: i
     return Boundaries(W, b, pairs, src[:n], sampler)
 
 
+def _unit_normals(head: HeadFn, points: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    t = points.detach().clone().float().requires_grad_(True)
+    with torch.enable_grad():
+        logits = head(t)
+        (grad,) = torch.autograd.grad((logits[:, i] - logits[:, j]).sum(), t)
+    return torch.nn.functional.normalize(grad.flatten(1).float(), dim=1)
+
+
+def _agree(normals: torch.Tensor) -> bool:
+    return bool((1 - normals @ normals[0]).abs().max() < LINEAR_TOLERANCE)
+
+
 def tie_normals_agree(head: HeadFn, psi: torch.Tensor, preds: torch.Tensor, n: int = 6,
                       chunk: int = 64) -> bool | None:
-    """Whether G's decision boundaries are the same hyperplanes everywhere (a head linear in
-    ψ, or CLIP's cosine head on a pooled embedding): between the two most common predicted
-    classes i and j, find ties of G_i - G_j on segments from n images of i to n images of j and
-    compare the boundary normals there. None when fewer than 2 images of either class."""
+    """Whether G's decision boundaries are the same hyperplanes everywhere: a head linear in
+    ψ, or CLIP's cosine head on a pooled embedding (None: fewer than 2 points to compare).
+
+    Two comparisons of boundary normals, either of which finds a linear head: the normals of
+    G_i - G_j (i, j the top-2 classes of the first point) at n spread points, identical when G
+    is affine; and, between the two most common predicted classes i and j, the normals at the
+    ties of G_i - G_j on the segments between n images of i and n images of j, parallel whenever the
+    boundary is one hyperplane (a ReLU head has a different piece at each tie).
+    """
+    if psi.shape[0] < 2:
+        return None
+    g = torch.Generator().manual_seed(0)  # spread over the data, not the first n images
+    pick = torch.randperm(psi.shape[0], generator=g)[:n].to(psi.device)
+    with torch.inference_mode():
+        top = head(psi[pick[:1]]).topk(2, dim=1).indices[0].tolist()
+    if _agree(_unit_normals(head, psi[pick], *top)):
+        return True
     classes, counts = torch.unique(preds, return_counts=True)
     if len(classes) < 2:
-        return None
+        return False
     i, j = classes[torch.argsort(counts, descending=True)[:2]].tolist()
-    g = torch.Generator().manual_seed(0)  # spread over the classes, not the first n images
     a, b = psi[preds == i], psi[preds == j]
     a = a[torch.randperm(len(a), generator=g)[:n].to(a.device)]
     b = b[torch.randperm(len(b), generator=g)[:n].to(b.device)]
-    m = min(len(a), len(b))
-    if m < 2:
-        return None
-    a, b = a[:m], b[:m]
+    if len(a) * len(b) < 3:
+        return False
+    # every pair of the two sets: segments in many directions, even from a single image
+    a, b = a.repeat_interleave(len(b), dim=0), b.repeat(len(a), *[1] * (b.dim() - 1))
 
     def diff(t: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             logits = torch.cat([head(t[s:s + chunk]) for s in range(0, t.shape[0], chunk)])
         return logits[:, i] - logits[:, j]
 
-    ties = bisect(diff, a, b).detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        logits = head(ties)
-        (grad,) = torch.autograd.grad((logits[:, i] - logits[:, j]).sum(), ties)
-    g = torch.nn.functional.normalize(grad.flatten(1).float(), dim=1)
-    cos = g @ g[0]
-    return bool((1 - cos).abs().max() < LINEAR_TOLERANCE)
+    ties = bisect(diff, a, b)
+    return _agree(_unit_normals(head, ties, i, j))

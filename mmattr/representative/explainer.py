@@ -182,6 +182,8 @@ class RepresentativeInterpretations(DatasetExplainer):
         self.head: LayerHead | None = None
         self.fitted: RIFit | None = None
         self.images: list[np.ndarray] = []
+        #: what the current fit depends on (model, settings, data digest); set by `fit`
+        self.key: dict[str, Any] = {}
 
     # -- fit ---------------------------------------------------------------------------------
     def cache_key(self, digest: str) -> dict[str, Any]:
@@ -209,8 +211,8 @@ class RepresentativeInterpretations(DatasetExplainer):
         ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(images))]
         self.images = images
         names = class_names_of(self.adapter, self.options.vocabulary)
-        key = self.cache_key(data_digest(images, labels)) if cache is not None else None
-        if key is not None:
+        key = self.key = self.cache_key(data_digest(images, labels))
+        if cache is not None:
             hit = cache.get(key)
             if hit is not None:
                 self.head = LayerHead(self.adapter, hit.meta["layer"], names)
@@ -218,7 +220,7 @@ class RepresentativeInterpretations(DatasetExplainer):
                 return self
         self.head = self._choose_head(images, names)
         self.fitted = self._fit(images, labels, ids)
-        if key is not None:
+        if cache is not None:
             cache.put(key, self.fitted)
         return self
 
@@ -274,6 +276,10 @@ class RepresentativeInterpretations(DatasetExplainer):
         q = min(opts.boundaries, n)
         src = np.sort(rng.choice(n, size=q, replace=False))
         pred_np = preds.cpu().numpy()
+        if len(np.unique(pred_np)) < 2:
+            raise InputError(f"every reference image is predicted "
+                             f"{head.class_names[int(pred_np[0])]!r}: decision regions need "
+                             "reference images of at least two predicted classes")
         negatives = None
         if opts.sampler == "walk":
             negatives = []
