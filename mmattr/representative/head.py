@@ -33,9 +33,10 @@ def replaced_output(layer: nn.Module, value: torch.Tensor) -> Iterator[None]:
     """While inside, `layer` returns `value` (its tuple's first item for tuple outputs)."""
 
     def hook(_module, _inputs, output):
+        # a copy: later in-place ops of the model (residual `+=`) must not touch `value`
         if isinstance(output, (tuple, list)):
-            return (value.to(output[0].dtype),) + tuple(output[1:])
-        return value.to(output.dtype)
+            return (value.to(output[0].dtype).clone(),) + tuple(output[1:])
+        return value.to(output.dtype).clone()
 
     handle = layer.register_forward_hook(hook)
     try:
@@ -101,7 +102,7 @@ class LayerHead:
     # -- ψ and G -----------------------------------------------------------------------------
     def features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(ψ(x) float32, F(x) logits) for a batch of model inputs."""
-        with torch.inference_mode(), capture(self.layer) as seen:
+        with torch.inference_mode(), capture(self.layer, clone=True) as seen:
             emb = self.adapter.encode_images(pixels)
             if not seen:
                 raise ModelError(f"layer {self.layer_name!r} was not called by the model's "

@@ -142,3 +142,21 @@ def test_rank_covered_orders_by_l1_of_projections():
     proj = np.array([[3.0, 1.0, 0.5, 9.0], [1.0, 1.0, 1.0, 1.0]])
     idx, dist = rank_covered(proj_x, proj, np.array([True, True, True, False]))
     assert idx.tolist() == [2, 1, 0] and dist.tolist() == [0.5, 1.0, 3.0]
+
+
+def test_walk_ends_on_ties_of_the_two_classes(toy, diamond_refs):
+    from mmattr.representative.boundaries import walk_to_ties
+    from mmattr.representative.head import LayerHead
+
+    images, points = diamond_refs
+    head = LayerHead(toy.build_diamond(), "psi", ["inside", "outside"])
+    psi, logits = head.features(head.pixels(images))
+    inside = np.flatnonzero(np.abs(points).sum(1) < 1)
+    outside = np.flatnonzero(np.abs(points).sum(1) > 1)[:len(inside)]
+    ties = walk_to_ties(head.logits, psi[inside], psi[outside], torch.zeros(len(inside), dtype=torch.long))
+    with torch.inference_mode():
+        g = head.logits(ties)
+    assert (g[:, 0] >= g[:, 1]).all()  # x's class still on top
+    assert (g[:, 0] - g[:, 1]).abs().max() < 1e-4  # and tied with the runner-up
+    t = ties.mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(np.abs(t).sum(1), 1.0, atol=1e-4)  # on the diamond's facets
