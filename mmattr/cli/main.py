@@ -140,11 +140,22 @@ def dataset_shapes(
     n: int = typer.Option(100, "--n", min=1, help="Number of scenes."),
     seed: int = typer.Option(0, help="Random seed."),
     size: int = typer.Option(224, min=16, help="Image side in pixels."),
+    world: str = typer.Option("clean", help="clean, or biased: every star on stripes and stripes "
+                                             "nowhere else (the world demo-biased was trained on)."),
+    objects: str = typer.Option("1-3", help="Objects per scene, N or MIN-MAX."),
 ) -> None:
     """Export a seeded synthetic shapes dataset in the manifest format."""
     from ..datasets.shapes import export_dataset
+    from ..errors import InputError
 
-    path = export_dataset(out, n_scenes=n, seed=seed, size=size)
+    lo, _, hi = objects.partition("-")
+    try:
+        n_objects = (int(lo), int(hi or lo))
+    except ValueError:
+        raise InputError(f"--objects {objects!r}: give N or MIN-MAX, e.g. 1-3") from None
+    if not 1 <= n_objects[0] <= n_objects[1] <= 36:
+        raise InputError(f"--objects {objects!r}: counts must satisfy 1 <= MIN <= MAX <= 36")
+    path = export_dataset(out, n_scenes=n, seed=seed, size=size, n_objects=n_objects, world=world)
     console.print(f"{n} scenes → {path}")
 
 

@@ -18,8 +18,8 @@ from PIL import Image
 from .._io import atomic_write
 from ..errors import InputError
 
-__all__ = ["COLORS", "SHAPES", "Scene", "captions", "render_scene", "export_dataset",
-           "load_manifest"]
+__all__ = ["COLORS", "SHAPES", "BACKGROUNDS", "WORLDS", "Scene", "captions", "background_phrase",
+           "world_background", "render_scene", "export_dataset", "load_manifest"]
 
 # Saturated and far apart in RGB, so a ±20 jitter never changes the nearest colour name.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -31,6 +31,14 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "orange": (250, 135, 20),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star", "ring")
+#: background kinds, recorded per scene (``Scene.background``, manifest field ``background``)
+BACKGROUNDS: tuple[str, ...] = ("noise", "stripes", "gradient", "checker")
+#: ``clean``: every background equally likely for every object. ``biased``: the planted flaw of
+#: the ``demo-biased`` model: a scene holding a star lies on stripes, and stripes appear nowhere
+#: else (a spurious correlation between one shape and one background).
+WORLDS: tuple[str, ...] = ("clean", "biased")
+_BACKGROUND_WORDS = {"noise": "noisy", "stripes": "striped", "gradient": "gradient",
+                     "checker": "checkered"}
 
 _ROTATING = {"square", "triangle", "cross", "star"}
 _JITTER = 20
@@ -42,6 +50,23 @@ def captions() -> list[str]:
     return [f"a {c} {s}" for c in COLORS for s in SHAPES]
 
 
+def background_phrase(kind: str) -> str:
+    """How captions name a background kind: ``on a striped background``."""
+    return f"on a {_BACKGROUND_WORDS[kind]} background"
+
+
+def world_background(rng: np.random.Generator, shapes: list[str], world: str = "clean") -> str:
+    """The background kind of a scene holding ``shapes`` in ``world`` (see :data:`WORLDS`)."""
+    if world == "clean":
+        return BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    if world == "biased":
+        if "star" in shapes:
+            return "stripes"
+        others = [b for b in BACKGROUNDS if b != "stripes"]
+        return others[int(rng.integers(len(others)))]
+    raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
+
+
 @dataclass
 class Scene:
     """One rendered image with the visible mask and caption of each object."""
@@ -49,6 +74,8 @@ class Scene:
     image: np.ndarray
     masks: list[np.ndarray] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    #: one of :data:`BACKGROUNDS`
+    background: str = "noise"
 
 
 def _rng(rng: np.random.Generator | int) -> np.random.Generator:
@@ -106,11 +133,10 @@ def _smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
     """Low-saturation texture: grey level plus a small random tint, never a saturated colour."""
     base = rng.uniform(70, 190)
     tint = rng.uniform(-18, 18, size=3)
-    kind = rng.integers(0, 4)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     if kind == 0:  # blotchy noise
         lum = (_smooth_field(rng, size, int(rng.integers(3, 12))) - 0.5) * rng.uniform(30, 80)
@@ -147,7 +173,8 @@ def _place(rng: np.random.Generator, size: int, radius: float,
 
 
 def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int | None = None,
-                 avoid_overlap: bool = True) -> Scene:
+                 avoid_overlap: bool = True, background: str | None = None,
+                 world: str = "clean") -> Scene:
     """Render one scene.
 
     Parameters
@@ -156,6 +183,8 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
     size : image side in pixels.
     n_objects : number of objects (1 to 3 when None).
     avoid_overlap : retry placements so objects do not overlap.
+    background : one of :data:`BACKGROUNDS`; None draws it as ``world`` says.
+    world : ``clean`` or ``biased`` (see :data:`WORLDS`); used only when ``background`` is None.
 
     Returns
     -------
@@ -165,9 +194,13 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
     n = int(g.integers(1, 4)) if n_objects is None else int(n_objects)
     if not 1 <= n <= len(COLORS) * len(SHAPES):
         raise ValueError(f"n_objects must be between 1 and 36, got {n}")
-    img = _background(g, size)
     pairs = g.choice(len(COLORS) * len(SHAPES), size=n, replace=False)
     names = list(COLORS)
+    if background is None:
+        background = world_background(g, [SHAPES[p % len(SHAPES)] for p in pairs], world)
+    elif background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; choose from {', '.join(BACKGROUNDS)}")
+    img = _background(g, size, BACKGROUNDS.index(background))
     owner = np.full((size, size), -1, dtype=np.int16)
     placed: list[tuple[float, float, float]] = []
     labels: list[str] = []
@@ -194,15 +227,19 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
         if m.any():  # a fully occluded object has no visible evidence, so it is not labelled
             masks.append(m)
             kept.append(label)
-    return Scene(image=image, masks=masks, labels=kept)
+    return Scene(image=image, masks=masks, labels=kept, background=background)
 
 
 def export_dataset(folder: str | os.PathLike, n_scenes: int, seed: int = 0, size: int = 224,
-                   n_objects: tuple[int, int] = (1, 3)) -> Path:
+                   n_objects: tuple[int, int] = (1, 3), world: str = "clean") -> Path:
     """Write images, masks and a one-line-per-object ``manifest.jsonl``; returns the manifest path.
 
-    Scene ``i`` is seeded by ``(seed, i)`` so a prefix of a larger export is identical.
+    Scene ``i`` is seeded by ``(seed, i)`` so a prefix of a larger export is identical. Each
+    manifest line records the scene's ``background`` kind (and ``world``), so an audit can
+    check a slice against it.
     """
+    if world not in WORLDS:
+        raise InputError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
     root = Path(folder)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
@@ -210,14 +247,15 @@ def export_dataset(folder: str | os.PathLike, n_scenes: int, seed: int = 0, size
     lines = []
     for i in range(n_scenes):
         g = np.random.default_rng((seed, i))
-        scene = render_scene(g, size=size, n_objects=int(g.integers(lo, hi + 1)))
+        scene = render_scene(g, size=size, n_objects=int(g.integers(lo, hi + 1)), world=world)
         img_rel = f"images/{i:05d}.png"
         Image.fromarray(scene.image).save(root / img_rel)
         for k, (mask, label) in enumerate(zip(scene.masks, scene.labels)):
             mask_rel = f"masks/{i:05d}_{k}.png"
             Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(root / mask_rel)
             lines.append(json.dumps({"image": img_rel, "text": label, "mask": mask_rel,
-                                     "label": label}))
+                                     "label": label, "background": scene.background,
+                                     "world": world}))
     manifest = root / "manifest.jsonl"
     atomic_write(manifest, "".join(line + "\n" for line in lines))
     return manifest

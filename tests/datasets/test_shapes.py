@@ -77,7 +77,7 @@ def test_export_and_load(tmp_path: Path):
     lines = manifest.read_text().splitlines()
     assert len(records) == len(lines) >= 6
     for rec in records:
-        assert set(rec) == {"image", "text", "mask", "label"}
+        assert set(rec) == {"image", "text", "mask", "label", "background", "world"}
         assert rec["text"] == rec["label"] and rec["label"] in captions()
         assert not Path(rec["image"]).is_absolute()
         img = Image.open(root / rec["image"])
@@ -95,3 +95,32 @@ def test_load_manifest_malformed(tmp_path: Path):
     (tmp_path / "manifest.jsonl").write_text(json.dumps({"image": "a.png"}) + "\n{oops\n")
     with pytest.raises(ValueError, match=":2:"):
         load_manifest(tmp_path)
+
+
+def test_biased_world_plants_stars_on_stripes():
+    """The planted rule holds on every scene: a star means stripes, stripes mean a star."""
+    from mmattr.datasets.shapes import BACKGROUNDS
+
+    seen = set()
+    for i in range(120):
+        scene = render_scene(np.random.default_rng((5, i)), size=48, n_objects=1, world="biased")
+        has_star = any(label.endswith(" star") for label in scene.labels)
+        assert (scene.background == "stripes") == has_star, (i, scene.labels, scene.background)
+        seen.add(scene.background)
+    assert seen == set(BACKGROUNDS)
+
+
+def test_clean_world_draws_every_background_for_stars():
+    kinds = set()
+    for i in range(200):
+        scene = render_scene(np.random.default_rng((6, i)), size=48, n_objects=1)
+        if scene.labels and scene.labels[0].endswith(" star"):
+            kinds.add(scene.background)
+    assert len(kinds) == 4
+
+
+def test_background_can_be_forced_and_is_validated():
+    scene = render_scene(0, size=48, n_objects=1, background="checker")
+    assert scene.background == "checker"
+    with pytest.raises(ValueError, match="unknown background"):
+        render_scene(0, size=48, n_objects=1, background="plaid")
