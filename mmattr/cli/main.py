@@ -199,6 +199,8 @@ from .evaluate import register as _register_evaluate  # noqa: E402  (`mmattr eva
 _register_evaluate(app)
 from .audit import register as _register_audit  # noqa: E402  (`mmattr audit`)
 _register_audit(app)
+from .represent import register as _register_represent  # noqa: E402  (`mmattr represent`)
+_register_represent(app)
 
 
 def main() -> None:

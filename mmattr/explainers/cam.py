@@ -76,12 +76,14 @@ def get_layer(model: nn.Module, path: str) -> nn.Module:
 
 
 @contextmanager
-def capture(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collects the layer's forward outputs; the hook is removed on exit, even on errors."""
+def capture(layer: nn.Module, clone: bool = False) -> Iterator[list[torch.Tensor]]:
+    """Collects the layer's forward outputs; the hook is removed on exit, even on errors.
+    `clone` keeps copies, safe from later in-place ops of the model (a residual ``+=``)."""
     seen: list[torch.Tensor] = []
 
     def hook(_module, _inputs, output):
-        seen.append(output[0] if isinstance(output, (tuple, list)) else output)
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        seen.append(out.clone() if clone and torch.is_tensor(out) else out)
 
     handle = layer.register_forward_hook(hook)
     try:
