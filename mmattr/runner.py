@@ -363,8 +363,10 @@ class RunFolder:
     def __init__(self, out: str | os.PathLike, command: str, settings: Mapping[str, Any], *,
                  records: str = "records", outputs: Sequence[str] = (),
                  overwrite: bool = False,
-                 record_key: Callable[[dict], tuple] | None = None) -> None:
+                 record_key: Callable[[dict], tuple] | None = None,
+                 legacy_marker: bool = False) -> None:
         self.out = Path(out)
+        self.legacy_marker = legacy_marker  # a bare-settings run.json is this command's
         self.command = command
         self.settings = json.loads(json.dumps(settings))  # as it will read back from disk
         self.outputs = tuple(outputs)
@@ -403,7 +405,8 @@ class RunFolder:
         marker = out / MARKER
         names = [e.name for e in os.scandir(out)]
         if not marker.is_file():
-            foreign = sorted(n for n in names if not self._ours(n))
+            # without a marker nothing here is ours but a killed writer's temporary files
+            foreign = sorted(n for n in names if not (_TEMP.match(n) and self._ours(n)))
             if foreign:
                 shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
                 raise InputError(f"--out {out} holds other files ({shown}); mmattr writes only "
@@ -414,6 +417,8 @@ class RunFolder:
             old = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
+        if self.legacy_marker and isinstance(old, dict) and "command" not in old:
+            old = {"command": self.command, "settings": old}  # written before the runner
         if not isinstance(old, dict) or old.get("command") != self.command:
             what = (f"a result of `mmattr {old['command']}`"
                     if isinstance(old, dict) and isinstance(old.get("command"), str)
