@@ -320,7 +320,7 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
     work = _ItemEvaluator(model, spec, cfg, method_specs, metric_objs, score)
     folder = RunFolder(out, "evaluate", run_settings(spec, cfg, score, steps, fill, metric_objs),
                        records=Path(RESULTS).stem, outputs=REPORT_FILES, overwrite=overwrite,
-                       record_key=_key)
+                       record_key=_key, legacy_marker=True)
     result = run_items(folder, items, [m.name for m in method_specs], work, progress=progress)
     bad = bad + result.bad
     records = folder.log.read()

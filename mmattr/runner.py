@@ -98,11 +98,11 @@ class DataItem:
 
     key: str
     image: str                      # path as written, relative to the dataset folder
-    path: Path                      # absolute path of the image
+    path: Path                      # the image file: dataset folder / image
     label: str | None = None
     text: str | None = None         # the target text (a manifest's text, else its label)
     mask: str | None = None         # relative path of a ground-truth mask
-    mask_path: Path | None = None   # absolute path of the mask
+    mask_path: Path | None = None   # the mask file: dataset folder / mask
     line: int | None = None         # manifest line number (None for an ImageFolder)
     fields: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
@@ -363,8 +363,10 @@ class RunFolder:
     def __init__(self, out: str | os.PathLike, command: str, settings: Mapping[str, Any], *,
                  records: str = "records", outputs: Sequence[str] = (),
                  overwrite: bool = False,
-                 record_key: Callable[[dict], tuple] | None = None) -> None:
+                 record_key: Callable[[dict], tuple] | None = None,
+                 legacy_marker: bool = False) -> None:
         self.out = Path(out)
+        self.legacy_marker = legacy_marker  # a bare-settings run.json is this command's
         self.command = command
         self.settings = json.loads(json.dumps(settings))  # as it will read back from disk
         self.outputs = tuple(outputs)
@@ -403,7 +405,8 @@ class RunFolder:
         marker = out / MARKER
         names = [e.name for e in os.scandir(out)]
         if not marker.is_file():
-            foreign = sorted(n for n in names if not self._ours(n))
+            # without a marker nothing here is ours but a killed writer's temporary files
+            foreign = sorted(n for n in names if not (_TEMP.match(n) and self._ours(n)))
             if foreign:
                 shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
                 raise InputError(f"--out {out} holds other files ({shown}); mmattr writes only "
@@ -414,6 +417,8 @@ class RunFolder:
             old = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
+        if self.legacy_marker and isinstance(old, dict) and "command" not in old:
+            old = {"command": self.command, "settings": old}  # written before the runner
         if not isinstance(old, dict) or old.get("command") != self.command:
             what = (f"a result of `mmattr {old['command']}`"
                     if isinstance(old, dict) and isinstance(old.get("command"), str)
@@ -837,31 +842,33 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingCac
     ok_items: list[DataItem] = []
     digests: list[str] = []
     bad: list[BadItem] = []
-    rows: list[np.ndarray] = []
+    matrix: np.ndarray | None = None  # filled in place: one (N, D) array, no list of rows
+    n_ok = sum(1 for _, digest, _ in everything if digest is not None)
     for i, digest, reason in everything:
         it = items[i]
         if digest is None:
             bad.append(BadItem(it.image, reason, it.line))
             continue
-        if cache is not None:
-            vec = cache.get(key, digest)
-            if vec is None:  # evicted or damaged since: encode it again, here
+        vec = cache.get(key, digest) if cache is not None else vectors[digest]
+        if vec is None:  # evicted or damaged since it was written: encode it again, here
+            try:
                 vec = _encode_one(adapter, it)
-                cache.put(key, digest, vec)
-        else:
-            vec = vectors[digest]
+            except ItemError as exc:
+                bad.append(BadItem(it.image, str(exc), it.line))
+                continue
+            cache.put(key, digest, vec)  # type: ignore[union-attr]
+        if matrix is None:
+            matrix = np.empty((n_ok, vec.shape[-1]), np.float32)
+        matrix[len(ok_items)] = vec
         ok_items.append(it)
         digests.append(digest)
-        rows.append(vec)
     encoded = sum(distributed.gather_items([encoded]))
     cached = max(0, len(ok_items) - encoded)  # read back (or a duplicate of one encoded)
     if cache is not None:
         distributed.wait_for_everyone()  # everyone has read the cache before it is pruned
         if distributed.is_main_process():
             cache.prune()
-    dim = rows[0].shape[-1] if rows else 0
-    matrix = np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, dim),
-                                                                                 np.float32)
+    matrix = matrix[: len(ok_items)] if matrix is not None else np.zeros((0, 0), np.float32)
     return Encoded(ok_items, matrix, bad, digests, encoded, cached,
                    time.perf_counter() - t0)
 
