@@ -43,7 +43,26 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     pixels = load_image(image)
     explainer_cls = validate(cfg)
     adapter = model if isinstance(model, Adapter) else load_adapter(cfg.model, cfg.device, cfg.dtype)
+    adapter = with_templates(adapter, cfg.templates)
     return explainer_cls(cfg).explain(pixels, target, adapter, progress=progress)
+
+
+def with_templates(adapter: Adapter, templates: str | None) -> Adapter:
+    """The adapter with its prompt templates set to `templates` (a name or file) for both text
+    targets and class names; a shallow copy sharing the model, so a cached adapter never
+    changes. None returns it as it is."""
+    import copy
+
+    if templates is None:
+        return adapter
+    from .vocabulary import load_templates
+
+    chosen = load_templates(templates)
+    if chosen == adapter.templates and chosen == adapter.text_templates:
+        return adapter
+    view = copy.copy(adapter)
+    view.templates = view.text_templates = chosen
+    return view
 
 
 def validate(cfg: ExplainConfig):

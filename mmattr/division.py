@@ -17,7 +17,7 @@ from .errors import InputError
 from .ranking import pixel_rank
 from .registry import Registry
 
-DIVIDERS: Registry[type["Divider"]] = Registry("division")
+DIVIDERS: Registry[type["Divider"]] = Registry("division", providers=("mmattr.explainers.prior",))
 
 
 def register_divider(name: str):

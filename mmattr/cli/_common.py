@@ -8,16 +8,30 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..errors import MmattrError
 
-console = Console(stderr=True)
+
+class _LazyConsole:
+    """rich's stderr Console, made on first use (importing rich costs startup time)."""
+
+    _console = None
+
+    def __getattr__(self, name: str):
+        if _LazyConsole._console is None:
+            from rich.console import Console
+
+            _LazyConsole._console = Console(stderr=True)
+        return getattr(_LazyConsole._console, name)
+
+
+console = _LazyConsole()
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line to stderr and exit non-zero."""
+    from rich.markup import escape
+
     # escaped: messages hold literal brackets, e.g. pip install 'mmattr[openclip]'
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
