@@ -10,7 +10,7 @@ from ._version import __version__
 # `from mmattr import explain` works as before.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(['Adapter', 'from_module', 'list_adapters', 'load_adapter', 'register_adapter'], "adapters"),
-    **dict.fromkeys(['explain'], "api"),
+    **dict.fromkeys(['explain', 'explain_batch'], "api"),
     **dict.fromkeys(['ExplainConfig', 'load_config'], "config"),
     **dict.fromkeys(['gather_items', 'is_main_process', 'shard_items'], "distributed"),
     **dict.fromkeys(['Divider', 'DivisionContext', 'divider_from_config', 'list_dividers', 'register_divider'], "division"),
@@ -52,7 +52,7 @@ __all__ = [
     "search_from_config", "shard_items",
     "__version__", "Adapter", "Divider", "ExplainConfig", "Explainer", "Explanation", "InputError",
     "MmattrError", "ModelError", "Objective", "RegionStack", "SMDLObjective", "SMDLWeights",
-    "Search", "SearchResult", "Target", "auc", "explain", "list_adapters", "list_dividers",
+    "Search", "SearchResult", "Target", "auc", "explain", "explain_batch", "list_adapters", "list_dividers",
     "list_explainers", "list_searches", "load_adapter", "load_config", "load_image",
     "register_adapter", "register_divider", "register_explainer", "register_search",
 ]
