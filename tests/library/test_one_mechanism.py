@@ -220,3 +220,31 @@ def test_the_demo_model_keeps_its_training_templates():
     recorded = json_templates = __import__("json").loads(
         (DEMO_MODEL_DIR / "training.json").read_text())["templates"]
     assert trained_templates(str(DEMO_MODEL_DIR)) == tuple(recorded) == tuple(json_templates)
+
+
+def test_help_and_version_load_no_torch():
+    """Startup is fast by construction: the CLI's help path imports neither torch nor the
+    command modules that need it (figures: benchmarks/bench_startup.py)."""
+    code = ("import sys, io, contextlib\n"
+            "from mmattr.cli.main import app\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    try:\n"
+            "        app(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "assert 'evaluate' in out.getvalue(), out.getvalue()\n"
+            "heavy = [m for m in ('torch', 'transformers', 'mmattr.cli.evaluate') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_lazy_evaluate_command_still_runs(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmattr.cli.main import app
+
+    result = CliRunner().invoke(app, ["evaluate", "--help"])
+    assert result.exit_code == 0 and "--metrics" in result.output
