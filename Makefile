@@ -15,6 +15,10 @@ $(STAMP): $(PY) pyproject.toml
 	# pytorch-grad-cam is only the peer for the CAM cross-checks; its opencv-python-headless
 	# requirement would shadow opencv-contrib (ximgproc), so it comes without dependencies.
 	$(PY) -m pip install -q --no-deps "grad-cam>=1.5" ttach
+	# Quantus (the harness integration's tests; extra mmattr[quantus]) requires opencv-python,
+	# which would shadow opencv-contrib (ximgproc) too: installed without dependencies, its
+	# other requirements (pandas, tqdm, cachetools, scikit-image, scikit-learn) come with [dev].
+	$(PY) -m pip install -q --no-deps "quantus==0.6.0"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .adapters import Adapter, load_adapter
 from .config import ExplainConfig, load_config
+from .errors import InputError
 from .explainers import EXPLAINERS
 from .explanation import Explanation
 from .image import ImageLike, load_image
@@ -43,10 +44,29 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     pixels = load_image(image)
     explainer_cls = validate(cfg)
     adapter = model if isinstance(model, Adapter) else load_adapter(cfg.model, cfg.device, cfg.dtype)
+    adapter = with_templates(adapter, cfg.templates)
     from .scale import explain_at_max_side
 
     return explain_at_max_side(explainer_cls(cfg), pixels, target, adapter, cfg.max_side,
                                progress=progress)
+
+
+def with_templates(adapter: Adapter, templates: str | None) -> Adapter:
+    """The adapter with its prompt templates set to `templates` (a name or file) for both text
+    targets and class names; a shallow copy sharing the model, so a cached adapter never
+    changes. None returns it as it is."""
+    import copy
+
+    if templates is None:
+        return adapter
+    from .vocabulary import load_templates
+
+    chosen = load_templates(templates)
+    if chosen == adapter.templates and chosen == adapter.text_templates:
+        return adapter
+    view = copy.copy(adapter)
+    view.templates = view.text_templates = chosen
+    return view
 
 
 def validate(cfg: ExplainConfig):
@@ -99,3 +119,45 @@ def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None
     explanation.image_sha256 = sha
     explanation.save(out, top_k=cfg.top_k, key=key)
     return explanation, out
+
+
+def explain_batch(images: Any, targets: Any, model: str | Adapter | None = None, *,
+                  method: str = "smdl", config: ExplainConfig | str | Path | None = None,
+                  **settings: Any):
+    """Explain a batch for an evaluation harness; returns a (B, H, W) float32 numpy array.
+
+    `images`: (B, H, W, 3) uint8, or (B, 3, H, W) / (B, H, W, 3) float in [0, 1] (numpy or
+    torch). `targets`: one per image: a prompt, a `Target`, or a list of prompts; a single
+    value is used for every image. `model`, `method`, `config` and `settings` as in `explain`;
+    the model is loaded once for the batch.
+
+    >>> maps = explain_batch(x, ["a red circle", "a blue square"], model="demo", method="gradcam")
+    """
+    import numpy as np
+
+    arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    if arr.ndim != 4:
+        raise InputError(f"images must be a batch (B, H, W, 3) or (B, 3, H, W), got {arr.shape}")
+    if arr.shape[1] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(0, 2, 3, 1)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if isinstance(targets, (str, Target)) or targets is None:
+        targets = [targets] * len(arr)
+    targets = list(targets)
+    if len(targets) != len(arr):
+        raise InputError(f"{len(targets)} targets for {len(arr)} images")
+    cfg = config if isinstance(config, ExplainConfig) else (
+        load_config(config) if config is not None else ExplainConfig())
+    cfg = cfg.replace(method=method, **settings)
+    if model is None:
+        model = cfg.model
+    adapter = model if isinstance(model, Adapter) else load_adapter(model, cfg.device, cfg.dtype)
+    maps = []
+    for image, t in zip(arr, targets):
+        target = t if isinstance(t, Target) else Target.from_options(t)
+        maps.append(explain(np.ascontiguousarray(image), target=target, model=adapter,
+                            config=cfg).attribution.astype(np.float32))
+    return np.stack(maps)

@@ -26,6 +26,9 @@ class ExplainConfig:
     weights: SMDLWeights = field(default_factory=SMDLWeights)
     search: str = "lazy"
     vocabulary: str | None = None
+    #: prompt templates: none, default, imagenet80 or a file; None keeps the model's own
+    #: (no template for a text target, unless the checkpoint was trained with some)
+    templates: str | None = None
     attribution: str = "rank"
     batch_size: int = 64
     device: str = "auto"
@@ -112,6 +115,11 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
             values["seed"] = int(values["seed"])
         except (TypeError, ValueError):
             raise InputError(f"setting seed must be an integer, got {values['seed']!r}") from None
+    if values.get("templates") is not None:
+        from .vocabulary import load_templates
+
+        load_templates(str(values["templates"]))  # a name or a readable file, checked now
+        values["templates"] = str(values["templates"])
     for name in ("model", "method", "division", "score", "confidence", "search", "device", "sam_model"):
         if name in values and not isinstance(values[name], str):
             raise InputError(f"setting {name} must be a string, got {values[name]!r}")

@@ -6,6 +6,7 @@ ICLR 2024 (SLICO division, region size 30 at 224 px).
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .errors import InputError
 from .ranking import pixel_rank
 from .registry import Registry
 
-DIVIDERS: Registry[type["Divider"]] = Registry("division")
+DIVIDERS: Registry[type["Divider"]] = Registry("division", providers=("mmattr.explainers.prior",))
 
 
 def register_divider(name: str):
@@ -223,13 +224,11 @@ class SamDivider(Divider):
         self._device = device
 
     def _generator(self):
-        key = (self.options["checkpoint"], self.options["model"], self._device)
-        if key not in _SAM_CACHE:
-            _SAM_CACHE[key] = load_sam(*key)
+        sam = cached_sam(self.options["checkpoint"], self.options["model"], self._device)
         from segment_anything import SamAutomaticMaskGenerator
 
         return SamAutomaticMaskGenerator(
-            _SAM_CACHE[key], points_per_side=int(self.options["points_per_side"]),
+            sam, points_per_side=int(self.options["points_per_side"]),
             stability_score_thresh=float(self.options["stability_score_thresh"]))
 
     def _labels(self, image: np.ndarray) -> np.ndarray:
@@ -243,7 +242,11 @@ class SamDivider(Divider):
         return masks_to_labels(masks, float(self.options["min_area"]))
 
 
-_SAM_CACHE: dict[tuple, Any] = {}
+@functools.lru_cache(maxsize=1)
+def cached_sam(checkpoint: str, model: str = "vit_b", device: str = "cpu"):
+    """`load_sam`, keeping the last SAM model loaded (an LRU of one: a SAM model is large;
+    ``cached_sam.cache_clear()`` frees it)."""
+    return load_sam(checkpoint, model, device)
 
 
 def load_sam(checkpoint: str, model: str = "vit_b", device: str = "cpu"):

@@ -13,10 +13,19 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named table of factories (classes or functions) for one concept."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, providers: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
+        #: modules holding built-in entries that live above this registry's module (the
+        #: ``prior`` division runs an explainer); imported on the first lookup, as plugins
+        self._providers = list(providers)
+
+    def _load(self) -> None:
+        while self._providers:
+            import importlib
+
+            importlib.import_module(self._providers.pop())
 
     def register(self, name: str, *, help: str = "") -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -30,6 +39,7 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._items[name]
         except KeyError:
@@ -39,10 +49,13 @@ class Registry(Generic[T]):
                              f"{', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
     def help(self, name: str) -> str:
+        self._load()
         return self._help.get(name, "")
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items

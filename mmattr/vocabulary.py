@@ -22,6 +22,36 @@ DEFAULT_TEMPLATES: tuple[str, ...] = ("{}", "a photo of {}.", "an image of {}.",
 
 _ASSETS = Path(__file__).parent / "assets"
 
+#: named template sets for ``templates``: ``none`` (the prompt as it is: the default for a
+#: text target), ``default`` (the four above), ``imagenet80`` (OpenAI's 80 ImageNet templates,
+#: CLIP's zero-shot evaluation)
+TEMPLATE_SETS = ("none", "default", "imagenet80")
+
+
+def load_templates(spec: str | Path) -> tuple[str, ...]:
+    """A template set by name (`TEMPLATE_SETS`) or a text file, one template per line, each
+    with one ``{}`` where the class name or prompt goes (``#`` lines are comments)."""
+    if spec == "none":
+        return ("{}",)
+    if spec == "default":
+        return DEFAULT_TEMPLATES
+    if spec == "imagenet80":
+        return tuple(_asset_lines("imagenet80_templates.txt"))
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"templates {str(spec)!r} is neither a file nor one of "
+                         f"{', '.join(TEMPLATE_SETS)}")
+    try:
+        lines = [x.strip() for x in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError:
+        raise InputError(f"templates file {path} is not UTF-8 text") from None
+    templates = tuple(x for x in lines if x and not x.startswith("#"))
+    bad = [t for t in templates if t.count("{}") != 1]
+    if not templates or bad:
+        raise InputError(f"templates file {path}: every line needs exactly one {{}}"
+                         + (f", got {bad[0]!r}" if bad else ", and there is none"))
+    return templates
+
 
 def imagenet_classes() -> list[str]:
     """The 1,000 ImageNet-1k class names in index order, as the CLIP zero-shot evaluation

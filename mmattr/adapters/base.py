@@ -33,7 +33,11 @@ class Adapter(ABC):
     default_vocabulary: str | None = None
     #: multiplies cosine similarities into logits for the probability scores
     logit_scale: float = 100.0
+    #: templates a class name is put into (vocabularies, class targets); averaged
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    #: templates for a free-text target: none (the prompt as it is) unless the model was
+    #: trained with some (a checkpoint's training.json "templates"); ``templates`` overrides both
+    text_templates: tuple[str, ...] = ("{}",)
     #: a classifier's own class names (index → name); None for open-vocabulary models
     class_names: list[str] | None = None
 
@@ -59,7 +63,7 @@ class Adapter(ABC):
         Embedding: the vector itself, checked against the model's dimension.
         """
         if target.kind == "text":
-            return self.class_embeddings([list(target.texts)])[0]
+            return self.class_embeddings([list(target.texts)], templates=self.text_templates)[0]
         if target.kind == "class":
             if not isinstance(target.class_name, str):
                 raise ModelError(f"model {self.spec!r} has no class list: give the class by name")
@@ -89,14 +93,15 @@ class Adapter(ABC):
 
     @torch.inference_mode()
     def class_embeddings(self, classes: Sequence[str | Sequence[str]],
-                         chunk: int = 256) -> torch.Tensor:
-        """(K, D) unit-norm class embeddings: each class's prompts × templates averaged."""
+                         chunk: int = 256, templates: Sequence[str] | None = None) -> torch.Tensor:
+        """(K, D) unit-norm class embeddings: each class's prompts × templates (default
+        `self.templates`) averaged."""
         prompts: list[str] = []
         owner: list[int] = []
         for k, cls in enumerate(classes):
             names = [cls] if isinstance(cls, str) else list(cls)
             for name in names:
-                for template in self.templates:
+                for template in (self.templates if templates is None else templates):
                     prompts.append(template.format(name))
                     owner.append(k)
         emb = torch.cat([F.normalize(self.encode_texts(prompts[i:i + chunk]).float(), dim=-1)
@@ -137,6 +142,7 @@ class Adapter(ABC):
         """Settings that identify the model in an output file."""
         return {"spec": self.spec, "class": type(self).__name__, "device": str(self.device),
                 "input_size": list(self.preprocess.output_hw), "templates": list(self.templates),
+                "text_templates": list(self.text_templates),
                 "logit_scale": self.logit_scale,
                 "dtype": str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "fp32"}
 

@@ -126,7 +126,8 @@ class LinearHeadAdapter(Adapter):
         return target.label
 
     @torch.inference_mode()
-    def class_embeddings(self, classes: Sequence[str | Sequence[str]], chunk: int = 256) -> torch.Tensor:
+    def class_embeddings(self, classes: Sequence[str | Sequence[str]], chunk: int = 256,
+                         templates: Sequence[str] | None = None) -> torch.Tensor:
         """(K, D+1) head rows [W_k, b_k/ε] of the named classes, for `logits`."""
         idx = []
         for cls in classes:

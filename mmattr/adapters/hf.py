@@ -128,6 +128,56 @@ def check_token_ids(ids: torch.Tensor, rows: int | None) -> None:
 # Kept under its old name for callers of the first version.
 _load = load_pretrained
 
+#: the image-processor settings `Preprocess.from_config` reads; a folder's JSON holding all of
+#: them is read as it is, so loading needs no transformers image processor (which imports
+#: torchvision: seconds of startup for a few numbers)
+_GEOMETRY_KEYS = ("do_resize", "size", "do_center_crop", "do_normalize", "image_mean",
+                  "image_std", "resample")
+
+
+def trained_templates(ident: str) -> tuple[str, ...] | None:
+    """The prompt templates a checkpoint was trained with: the ``templates`` list of its
+    folder's training.json (mmattr's demo models write one); None when it does not say."""
+    import json
+
+    path = Path(ident).expanduser() / "training.json"
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("templates")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(found, list) and found and all(isinstance(t, str) and "{}" in t for t in found):
+        return tuple(found)
+    return None
+
+
+def image_processor_config(ident: str, family: str = "hf") -> dict:
+    """The checkpoint's image-processor settings as a dict.
+
+    A local folder's ``preprocessor_config.json`` (or the ``image_processor`` entry of its
+    ``processor_config.json``) is read directly when it states every setting in
+    `_GEOMETRY_KEYS`; otherwise (a hub id, or a file relying on the processor class's defaults)
+    transformers' AutoImageProcessor fills them in.
+    """
+    import json
+
+    folder = Path(ident).expanduser()
+    for name, key in (("preprocessor_config.json", None), ("processor_config.json", "image_processor")):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            break  # let transformers report the broken file
+        cfg = cfg.get(key, {}) if key else cfg
+        if isinstance(cfg, dict) and all(k in cfg for k in _GEOMETRY_KEYS):
+            return cfg
+    from transformers import AutoImageProcessor
+
+    return load_pretrained(AutoImageProcessor, ident, "the image processor", family).to_dict()
+
 
 def _siglip2_patches(pixels: torch.Tensor, patch: int) -> dict[str, torch.Tensor]:
     """(B, 3, h, w) → SigLIP 2's NaFlex input: patches in the image processor's order
@@ -151,7 +201,7 @@ class HFAdapter(Adapter):
 
     def __init__(self, ident: str, device: torch.device, dtype: str = "auto",
                  default_vocabulary: str | None = None) -> None:
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer
 
         if not ident:
             raise ModelError("the hf model spec needs a hub id or a folder, e.g. hf:openai/clip-vit-base-patch32")
@@ -161,9 +211,8 @@ class HFAdapter(Adapter):
             raise ModelError(f"{ident!r} ({type(model).__name__}) has no image and text features; "
                              "use a CLIP-style checkpoint, or hf-classifier: for a classifier")
         self.tokenizer = load_pretrained(AutoTokenizer, ident, "the tokenizer")
-        processor = load_pretrained(AutoImageProcessor, ident, "the image processor")
         self.model_type = str(model.config.model_type)
-        cfg = processor.to_dict()
+        cfg = image_processor_config(ident)
         self._patch = None
         if self.model_type == "siglip2":
             self._patch = int(cfg.get("patch_size", 16))
@@ -184,6 +233,9 @@ class HFAdapter(Adapter):
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = float(bias.item()) if bias is not None else 0.0
         self.default_vocabulary = default_vocabulary
+        trained = trained_templates(ident)
+        if trained:  # a model keeps the templates it was trained with, for text and classes
+            self.templates = self.text_templates = trained
         text_cfg = getattr(model.config, "text_config", model.config)
         self._max_len = int(getattr(text_cfg, "max_position_embeddings", 77))
         self._vocab_size = _embedding_rows(model, text_cfg)

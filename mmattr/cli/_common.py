@@ -9,18 +9,36 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..errors import MmattrError, MmattrWarning
 
-console = Console(stderr=True)
+
+class _LazyConsole:
+    """A rich Console made on first use (importing rich costs startup time)."""
+
+    def __init__(self, **kwargs) -> None:
+        self._kwargs = kwargs
+        self._console = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole(stderr=True)
 #: results (the summary a user may pipe or capture) go to stdout; messages and progress to stderr
-stdout = Console(soft_wrap=True)
+stdout = _LazyConsole(soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line to stderr and exit non-zero."""
+    from rich.markup import escape
+
     # escaped: messages hold literal brackets, e.g. pip install 'mmattr[openclip]'
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

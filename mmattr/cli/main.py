@@ -2,15 +2,56 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
-from .. import __version__
+from .._version import __version__
 from ._common import console, one_line_errors, progress_bar, relaunch_if_asked, stdout
 
-app = typer.Typer(name="mmattr", add_completion=False, no_args_is_help=True,
+
+class LazyGroup(TyperGroup):
+    """Commands whose modules import heavy libraries (torch) are attached on first use, so
+    `mmattr --help` and `--version` start at once. `lazy`: name → (module with a
+    ``register(app)`` function, the one-line help the listing shows)."""
+
+    lazy: dict[str, tuple[str, str]] = {
+        "evaluate": ("mmattr.cli.evaluate", "Run methods × metrics over a dataset folder."),
+        "audit": ("mmattr.cli.audit", "Audit a model on an image set: accuracy, calibration, "
+                                      "failure slices and why; one HTML report."),
+        "represent": ("mmattr.cli.represent", "Representative Interpretations: the common "
+                                              "decision logic over groups of similar images."),
+    }
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return super().list_commands(ctx) + [n for n in self.lazy if n not in self.commands]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            module, short = self.lazy[name]
+            if self._listing:  # the listing shows one line: no need to import the command
+                return click.Command(name, help=short, short_help=short)
+            import importlib
+
+            sub = typer.Typer()
+            importlib.import_module(module).register(sub)
+            self.commands[name] = typer.main.get_command(sub)
+        return super().get_command(ctx, name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+app = typer.Typer(name="mmattr", cls=LazyGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
                   help="Explain which image regions make a multimodal model match a target.")
 demo_model_app = typer.Typer(no_args_is_help=True, help="Build the embedded demo model.")
@@ -46,6 +87,7 @@ def explain(
     search: Optional[str] = typer.Option(None, help="SMDL search: exact, lazy, stochastic or bidirectional (see configs/explain.yaml)."),
     score: Optional[str] = typer.Option(None, help="Consistency/collaboration score: cosine or probability."),
     vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities: a file (one per line), 'imagenet' or 'shapes'."),
+    templates: Optional[str] = typer.Option(None, help="Prompt templates: none (default for --text), default, imagenet80 or a file; demo models keep their own."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: new, empty or an earlier mmattr result (default explanations/IMAGE.METHOD.TARGET)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     dtype: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16 (autocast on GPU)."),
@@ -72,7 +114,7 @@ def explain(
         model=model, method=method, division=division, regions=regions, search=search,
         score=score, vocabulary=vocabulary, device=device, dtype=dtype, batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
-        layer=layer, seed=seed, max_side=max_side)
+        layer=layer, seed=seed, max_side=max_side, templates=templates)
     from ..api import default_out_dir
     from ..distributed import is_main_process, process_out_dir
 
@@ -194,18 +236,10 @@ def dataset_shapes(
     console.print(f"{n} scenes → {path}")
 
 
-from .evaluate import register as _register_evaluate  # noqa: E402  (`mmattr evaluate`)
-
-_register_evaluate(app)
-from .audit import register as _register_audit  # noqa: E402  (`mmattr audit`)
-_register_audit(app)
-from .represent import register as _register_represent  # noqa: E402  (`mmattr represent`)
-_register_represent(app)
+# `mmattr evaluate`, `audit` and `represent` are attached lazily: see LazyGroup.lazy.
 
 
 def main() -> None:
-    from ..distributed import shutdown
-
     code: object = 1
     try:
         app()
@@ -215,4 +249,8 @@ def main() -> None:
         raise
     finally:
         # Only a clean finish waits for the peers: after an error one may never arrive.
-        shutdown(synchronize=code == 0)
+        # A run that never imported torch (--help, --version) joined no process group.
+        if "torch" in sys.modules:
+            from ..distributed import shutdown
+
+            shutdown(synchronize=code == 0)

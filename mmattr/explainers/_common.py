@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import weakref
 from abc import abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ def cached_attribute(explainer: "MapExplainer", image: np.ndarray, target_emb: t
         return explainer.attribute(image, target_emb, adapter, progress)
     image = np.ascontiguousarray(image)
     key = (explainer.name, json.dumps(explainer.config.to_dict(), sort_keys=True, default=str),
-           id(adapter), image.shape, hashlib.sha1(image.tobytes()).hexdigest(),
+           weakref.ref(adapter), image.shape, hashlib.sha1(image.tobytes()).hexdigest(),
            hashlib.sha1(target_emb.detach().float().cpu().numpy().tobytes()).hexdigest())
     if key not in _MAP_CACHE:
         if len(_MAP_CACHE) >= _MAP_CACHE_SIZE:

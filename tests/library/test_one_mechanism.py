@@ -176,3 +176,75 @@ def test_search_options_reach_the_search_through_the_settings():
         config_changes("exact", {"batch": 2})
     bench = (ROOT / "benchmarks" / "bench_search.py").read_text()
     assert "config_changes(name, options)" in bench and "make_search =" not in bench
+
+
+class _EchoText(_ThreeClassToy):
+    """Text embedding: the prompt's length in dimension 0 (templates change it, visibly)."""
+
+    def encode_texts(self, prompts):
+        return torch.tensor([[float(len(p)), 1.0, 0.0] for p in prompts])
+
+
+def test_templates_none_default_imagenet80_and_file(tmp_path):
+    from mmattr.api import with_templates
+    from mmattr.config import ExplainConfig
+    from mmattr.vocabulary import DEFAULT_TEMPLATES, load_templates
+
+    assert load_templates("none") == ("{}",) and load_templates("default") == DEFAULT_TEMPLATES
+    eighty = load_templates("imagenet80")
+    assert len(eighty) == 80 == len(set(eighty)) and all(t.count("{}") == 1 for t in eighty)
+    f = tmp_path / "t.txt"
+    f.write_text("# mine\nx {} y\n")
+    assert load_templates(str(f)) == ("x {} y",)
+    f.write_text("no slot\n")
+    with pytest.raises(mmattr.InputError, match="exactly one"):
+        ExplainConfig().replace(templates=str(f))
+    with pytest.raises(mmattr.InputError, match="neither a file"):
+        ExplainConfig().replace(templates="imagenet81")
+
+    toy = _EchoText()
+    toy.templates = DEFAULT_TEMPLATES
+    # a text target is the raw prompt by default: len("ab") = 2 → (2, 1, 0) normalised
+    raw = toy.encode_target(Target.from_text("ab"))
+    torch.testing.assert_close(raw, torch.nn.functional.normalize(torch.tensor([2.0, 1.0, 0.0]), dim=0))
+    view = with_templates(toy, "default")
+    assert view is not toy and toy.text_templates == ("{}",)  # the loaded adapter is untouched
+    assert not torch.allclose(view.encode_target(Target.from_text("ab")), raw)
+    assert with_templates(toy, None) is toy
+
+
+def test_the_demo_model_keeps_its_training_templates():
+    from mmattr.adapters.hf import trained_templates
+    from mmattr.demo_model import DEMO_MODEL_DIR
+
+    recorded = json_templates = __import__("json").loads(
+        (DEMO_MODEL_DIR / "training.json").read_text())["templates"]
+    assert trained_templates(str(DEMO_MODEL_DIR)) == tuple(recorded) == tuple(json_templates)
+
+
+def test_help_and_version_load_no_torch():
+    """Startup is fast by construction: the CLI's help path imports neither torch nor the
+    command modules that need it (figures: benchmarks/bench_startup.py)."""
+    code = ("import sys, io, contextlib\n"
+            "from mmattr.cli.main import app\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    try:\n"
+            "        app(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "assert 'evaluate' in out.getvalue(), out.getvalue()\n"
+            "heavy = [m for m in ('torch', 'transformers', 'mmattr.cli.evaluate') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_lazy_evaluate_command_still_runs(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmattr.cli.main import app
+
+    result = CliRunner().invoke(app, ["evaluate", "--help"])
+    assert result.exit_code == 0 and "--metrics" in result.output

@@ -1,0 +1,1 @@
+"""Adapters to evaluation harnesses (Quantus); each module imports its harness only when used."""
