@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import torch
 
-from ..demo_model.zoo import MODEL_DIRS
+from pathlib import Path
+
 from ..errors import ModelError
 from .base import register_adapter
 from .base import Adapter
+
+# The checkpoints live in the demo_model package; their paths are set here, so the adapters never
+# import demo_model (which imports the adapters to evaluate its models).
+_WEIGHTS = Path(__file__).resolve().parents[1] / "demo_model"
+#: spec name → checkpoint folder inside the package
+MODEL_DIRS: dict[str, Path] = {
+    "demo": _WEIGHTS / "weights",
+    "demo-biased": _WEIGHTS / "weights_biased",
+    "demo-classifier": _WEIGHTS / "weights_classifier",
+}
+#: spec name → how it was trained (the ``kind`` of :func:`mmattr.demo_model.train.train`)
+KINDS: dict[str, str] = {"demo": "clip", "demo-biased": "biased", "demo-classifier": "classifier"}
 
 
 def _folder(name: str, arg: str):

@@ -13,17 +13,6 @@ Every checkpoint is a plain transformers folder read by ``AutoModel`` /
 
 from __future__ import annotations
 
-from pathlib import Path
-
-_ROOT = Path(__file__).parent
-
-#: spec name → checkpoint folder inside the package
-MODEL_DIRS: dict[str, Path] = {
-    "demo": _ROOT / "weights",
-    "demo-biased": _ROOT / "weights_biased",
-    "demo-classifier": _ROOT / "weights_classifier",
-}
-#: spec name → how it was trained (the ``kind`` of :func:`mmattr.demo_model.train.train`)
-KINDS: dict[str, str] = {"demo": "clip", "demo-biased": "biased", "demo-classifier": "classifier"}
+from ..adapters.demo import KINDS, MODEL_DIRS
 
 __all__ = ["MODEL_DIRS", "KINDS"]
