@@ -132,6 +132,10 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.0%}"
+
+
 def _mean(values) -> float | None:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else None
@@ -378,8 +382,8 @@ def render(summary: dict, result, items, names, why: dict, chosen, pngs: dict,
                            "object_only": _fmt(occ["object_only"]),
                            "background_only": _fmt(occ["background_only"])}
                           if occ and occ["n"] else None),
-            "shares": ({"pred_background": _fmt(shares["pred_background"]),
-                        "true_background": _fmt(shares["true_background"])}
+            "shares": ({"pred_background": _pct(shares["pred_background"]),
+                        "true_background": _pct(shares["true_background"])}
                        if shares["pred_background"] is not None else None),
             "gallery": [{"thumb": _thumb(items[i].path), "correct": bool(result.correct[i]),
                          "caption": f"{names[labels[i]]} → {names[preds[i]]}"}
