@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 from mmattr.cli.main import app
 
 SECTIONS = ("summary", "calibration", "confusion", "slices", "mistakes", "label-issues",
-            "skipped", "settings")
+            "hook", "skipped", "settings")
 
 
 def test_outputs_and_numbers_agree(audited, shapes_set):
@@ -39,7 +38,10 @@ def test_outputs_and_numbers_agree(audited, shapes_set):
     for e in summary["explanations"]:
         assert {"predicted", "true"} <= set(e)
         assert 0.0 <= e["predicted"]["object_share"] <= 1.0  # the shapes set has masks
+    assert summary["sections"] == [{"id": "hook", "title": "Hooked section",
+                                    "how": "How to read: a test section."}]
     html = (out / "report.html").read_text()
+    assert "<p id='hook-body'>" in html and "72 images" in html
     assert "http://" not in html and "https://" not in html and "src=\"data:image/png;base64," in html
 
 
