@@ -66,9 +66,10 @@ def audited(shapes_set, tmp_path_factory):
                 "html": f"<p id='hook-body'>{len(context['slices'])} slices, "
                         f"{len(context['items'])} images</p>"}
 
-    result = mmattr.audit(shapes_set, "demo", out=out, explain_budget=2, extra_sections=[hook],
-                          settings=AuditSettings(cache_dir=str(cache), explain_regions=16))
-    return result, cache
+    kwargs = {"explain_budget": 2, "extra_sections": [hook],
+              "settings": AuditSettings(cache_dir=str(cache), explain_regions=16)}
+    result = mmattr.audit(shapes_set, "demo", out=out, **kwargs)
+    return result, kwargs
 
 
 @pytest.fixture(scope="session")

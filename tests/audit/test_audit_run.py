@@ -47,12 +47,10 @@ def test_outputs_and_numbers_agree(audited, shapes_set):
 
 def test_rerun_reads_the_cache_and_resumes(audited, shapes_set):
     import mmattr
-    from mmattr.audit import AuditSettings
 
-    result, cache = audited
+    result, kwargs = audited
     before = (result.out / "explanations.jsonl").read_text()
-    again = mmattr.audit(shapes_set, "demo", out=result.out, explain_budget=2,
-                         settings=AuditSettings(cache_dir=str(cache), explain_regions=16))
+    again = mmattr.audit(shapes_set, "demo", out=result.out, **kwargs)
     assert again.summary["encoding"]["encoded"] == 0
     assert again.summary["encoding"]["from_cache"] == 72
     # explanations were on disk: nothing redone, nothing duplicated
