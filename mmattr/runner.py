@@ -80,7 +80,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 
 __all__ = ["DataItem", "BadItem", "Dataset", "ItemError", "read_dataset", "load_item_image",
            "RunFolder", "RecordLog", "RunResult", "run_items", "EmbeddingCache", "Encoded",
-           "encode_items", "model_key", "file_digest", "default_cache_dir", "ProgressLines"]
+           "encode_items", "model_key", "file_digest", "default_cache_dir", "ProgressLines",
+           "append_line", "manifest_key"]
 
 
 # -- items ----------------------------------------------------------------------------------
@@ -183,12 +184,13 @@ def _read_manifest(root: Path, need: Sequence[str]) -> Dataset:
             raise InputError(f"{path}:{n}: 'mask' must be a path")
         image = posixpath.normpath(rec["image"])
         mask = posixpath.normpath(mask) if mask is not None else None
-        key = json.dumps([image, text, mask, label], ensure_ascii=False)
+        key = manifest_key(image, text, mask, label)
         if key in seen:
             duplicates.append(n)
             continue
         seen.add(key)
-        missing = next((f"{what} file not found: {root / rel}"
+        missing = next((f"{what} file not found: {root / rel}" if not (root / rel).exists()
+                        else f"{what} is not a file: {root / rel}"
                         for what, rel in (("image", image), ("mask", mask))
                         if rel is not None and not (root / rel).is_file()), None)
         if missing:
@@ -199,6 +201,12 @@ def _read_manifest(root: Path, need: Sequence[str]) -> Dataset:
                               root / mask if mask else None, n, extra))
     labels = sorted({it.label for it in items if it.label is not None})
     return Dataset(root, "manifest", items, bad, labels, duplicates)
+
+
+def manifest_key(image: str, text: str | None, mask: str | None, label: str | None) -> str:
+    """The key of a manifest line: its image, text, mask and label (paths normalised)."""
+    norm = [posixpath.normpath(image), text, posixpath.normpath(mask) if mask else None, label]
+    return json.dumps(norm, ensure_ascii=False)
 
 
 def _read_imagefolder(root: Path) -> Dataset:
@@ -247,11 +255,13 @@ class RecordLog:
     `repair` cuts and readers ignore.
     """
 
-    def __init__(self, folder: "RunFolder", name: str = "records",
-                 key: Callable[[dict], tuple] | None = None) -> None:
-        self.folder = folder
+    def __init__(self, out: str | os.PathLike, name: str = "records",
+                 key: Callable[[dict], tuple] | None = None,
+                 before_append: Callable[[], None] | None = None) -> None:
+        self.out = Path(out)
         self.name = name
         self._key = key or (lambda r: (r.get("item"), r.get("task")))
+        self._before_append = before_append
 
     def key(self, record: dict) -> tuple:
         return self._key(record)
@@ -259,11 +269,11 @@ class RecordLog:
     @property
     def path(self) -> Path:
         rank = distributed.rank()
-        return self.folder.out / (f"{self.name}.jsonl" if rank == 0
+        return self.out / (f"{self.name}.jsonl" if rank == 0
                                   else f"{self.name}.rank{rank}.jsonl")
 
     def files(self) -> list[Path]:
-        out = self.folder.out
+        out = self.out
         if not out.is_dir():
             return []
         main = out / f"{self.name}.jsonl"
@@ -327,12 +337,18 @@ class RecordLog:
 
     def append(self, record: dict) -> None:
         """Append one JSON line and fsync it before returning, so it survives a crash."""
-        self.folder.mark()
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        if self._before_append is not None:
+            self._before_append()
+        append_line(self.path, record)
+
+
+def append_line(path: str | os.PathLike, record: dict) -> None:
+    """Append one JSON line in one write and fsync it before returning (survives a crash)."""
+    line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class RunFolder:
@@ -353,7 +369,7 @@ class RunFolder:
         self.settings = json.loads(json.dumps(settings))  # as it will read back from disk
         self.outputs = tuple(outputs)
         self.overwrite = overwrite
-        self.log = RecordLog(self, records, record_key)
+        self.log = RecordLog(self.out, records, record_key, before_append=self.mark)
         self._marked = False
         self._reset = False
         self._check()
