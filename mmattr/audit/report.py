@@ -167,7 +167,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
         for sl in result.slices:
             member = np.zeros(n, bool)
             member[sl.members] = True
-            sl.names = name_slice(sim, phrases, member, errors)
+            sl.names = name_slice(sim, phrases, member, errors, labels)
     elif result.slices:
         notes.append("slice names need a text encoder; this model has none, so slices are "
                      "described by their classes only")
