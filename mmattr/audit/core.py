@@ -7,20 +7,15 @@ occlusion accuracy → report.html, audit.json, predictions.csv, slices.csv, PNG
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .. import distributed
-from .._version import __version__
 from ..adapters.base import Adapter
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from . import label_issues, measures
 from .slices import Slice, SliceSettings, find_slices
 
@@ -47,7 +42,8 @@ class AuditSettings:
     explain_method: str = "smdl"
     explain_division: str = "slico"
     explain_regions: int = 25
-    #: images per class of the occlusion test (background / object removed), at most
+    #: images in the occlusion test (background / object removed), at most: every slice
+    #: member first, then a seeded sample of the rest
     occlusion_limit: int = 1000
     batch_size: int = 64
     device: str = "auto"
@@ -195,13 +191,18 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
           vocabulary: str | None = None, templates: str | None = None,
           phrases: str | None = None, explain_budget: int = 16, overwrite: bool = False,
           settings: AuditSettings | None = None, progress: Progress | None = None,
-          extra_sections: list[dict] | None = None) -> AuditResult:
+          extra_sections: list[dict | Callable[[dict], dict | None]] | None = None
+          ) -> AuditResult:
     """Audit `model` on the image set at `dataset` (a manifest folder whose ``label`` is the
     ground truth, or an ImageFolder) and write the report into `out`.
 
     Contrastive models are audited zero-shot over the vocabulary, classifiers with their own
-    head. `extra_sections` are optional report sections (dicts with id, title, how, html),
-    the hook for per-class / per-slice interpretations.
+    head. `extra_sections` are optional report sections, the hook for per-class / per-slice
+    interpretations: each a dict (``id``, ``title``, ``how``: one sentence on how to read it,
+    ``html``: trusted HTML with images inlined) or a callable that receives the audit's context
+    (adapter, items, names, labels, preds, probs, embeddings, slices, summary, out) and returns
+    such a dict or None. They appear after the label errors; their fields but html go into
+    audit.json.
 
     >>> result = audit("shapes-500/", model="demo", out="audit-demo")
     >>> result.accuracy, [s.names[0] for s in result.slices], result.report

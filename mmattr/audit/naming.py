@@ -2,10 +2,12 @@
 they match the rest of the dataset.
 
 Each phrase's image similarities are standardised over the whole dataset (its mean and spread
-differ from phrase to phrase); a phrase's score for a slice is then the mean standardised
-similarity over the slice's mistakes minus the mean over the images outside the slice: how
-many standard deviations more the mistakes look like the phrase. The score is printed beside
-each name.
+differ from phrase to phrase). A phrase's score for a slice is the mean standardised similarity
+over the slice's mistakes minus that of their reference: as in B2T, the correctly classified
+images of the same true class (so the class itself cancels and what sets the mistakes apart
+remains); where a class has no correct image, the images outside the slice. Names are ranked by
+the size of the score; a negative one reads "not <phrase>" (the mistakes lack what their
+class's correct images show). The signed score is printed beside each name.
 
 Ref. Eyuboglu et al., "Domino", ICLR 2022 (slice descriptions from text embeddings); Kim et al.,
 "Bias-to-Text: Debiasing Unknown Visual Biases through Language Interpretation" (B2T),
@@ -50,10 +52,12 @@ def phrase_list(phrases: str | Path | None, vocabulary: list[str]) -> list[str]:
     return list(dict.fromkeys([*base, *vocabulary]))
 
 
-def score_phrases(sim: np.ndarray, in_slice: np.ndarray, errors: np.ndarray) -> np.ndarray:
+def score_phrases(sim: np.ndarray, in_slice: np.ndarray, errors: np.ndarray,
+                  labels: np.ndarray | None = None) -> np.ndarray:
     """(P,) scores from (N, P) image-phrase similarities, the slice's (N,) membership and the
     (N,) errors: mean z over the slice's mistakes (all its members when it has none) minus the
-    mean z over the images outside the slice."""
+    mean z of their references: with `labels`, each one's correctly classified images of the
+    same class; without (or for a class with none), the images outside the slice."""
     sim = np.asarray(sim, dtype=np.float64)
     z = (sim - sim.mean(axis=0)) / np.maximum(sim.std(axis=0), 1e-9)
     focus = in_slice & errors
@@ -62,12 +66,21 @@ def score_phrases(sim: np.ndarray, in_slice: np.ndarray, errors: np.ndarray) -> 
     rest = ~in_slice
     if not rest.any():
         return np.zeros(sim.shape[1])
-    return z[focus].mean(axis=0) - z[rest].mean(axis=0)
+    outside = z[rest].mean(axis=0)
+    if labels is None:
+        return z[focus].mean(axis=0) - outside
+    refs = []
+    for c, count in zip(*np.unique(labels[focus], return_counts=True)):
+        same = (labels == c) & ~errors
+        refs.append((z[same].mean(axis=0) if same.any() else outside) * count)
+    return z[focus].mean(axis=0) - np.sum(refs, axis=0) / focus.sum()
 
 
 def name_slice(sim: np.ndarray, phrases: list[str], in_slice: np.ndarray, errors: np.ndarray,
-               top: int = 5) -> list[tuple[str, float]]:
-    """The `top` phrases by score, best first, with their scores."""
-    scores = score_phrases(sim, in_slice, errors)
-    order = np.argsort(-scores, kind="stable")[:top]
-    return [(phrases[i], float(scores[i])) for i in order]
+               labels: np.ndarray | None = None, top: int = 5) -> list[tuple[str, float]]:
+    """The `top` phrases by the size of their score, with the signed score; a negative score
+    names the phrase as "not <phrase>"."""
+    scores = score_phrases(sim, in_slice, errors, labels)
+    order = np.argsort(-np.abs(scores), kind="stable")[:top]
+    return [(phrases[i] if scores[i] >= 0 else f"not {phrases[i]}", float(scores[i]))
+            for i in order]

@@ -20,8 +20,8 @@ from .._version import __version__
 from ..errors import ModelError
 from . import plots
 from .naming import name_slice, phrase_list
-from .predict import class_logits, phrase_embeddings
-from .why import choose_budget, load_mask, object_share, occlusion_predictions
+from .predict import phrase_embeddings
+from .why import choose_budget, explain_target, load_mask, object_share, occlusion_predictions
 
 #: attribution maps are stored in the records at most this many pixels on a side
 _MAP_SIDE = 64
@@ -60,7 +60,6 @@ def _explain(folder, adapter, settings, items, chosen, names, preds, labels, sta
     from ..config import ExplainConfig
     from ..explainers import EXPLAINERS
     from ..runner import load_item_image, run_items
-    from .why import _target
 
     cfg = ExplainConfig().replace(method=settings.explain_method,
                                   division=settings.explain_division,
@@ -75,7 +74,7 @@ def _explain(folder, adapter, settings, items, chosen, names, preds, labels, sta
         mask = load_mask(str(item.mask_path), image.shape[:2]) if item.mask_path else None
         for task in pending:
             cls = names[preds[i]] if task == "predicted" else names[labels[i]]
-            e = explainer.explain(image, _target(adapter, cls), adapter)
+            e = explainer.explain(image, explain_target(adapter, cls), adapter)
             shares = object_share(e.attribution, mask) if mask is not None else {}
             yield task, {"class": cls, "insertion_auc": e.insertion_auc,
                          "forward_passes": e.forward_passes, "seconds": e.seconds,
@@ -107,7 +106,6 @@ def _occlusion(adapter, items, names, labels, preds, slices, settings):
     rest = rng.permutation(rest)
     chosen = np.concatenate([first, rest])[: settings.occlusion_limit]
     chosen = np.sort(chosen)
-    from ..adapters.base import Adapter  # noqa: F401  (typing only)
     import torch
 
     with torch.inference_mode():
@@ -132,6 +130,10 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.0%}"
+
+
 def _mean(values) -> float | None:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else None
@@ -141,7 +143,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
                   stage: Callable, cache, extra_sections: list[dict], t0: float,
                   timings: dict[str, float]) -> dict:
     """Name the slices, explain the budget, measure occlusion, then write every output."""
-    from .core import OUTPUTS, describe_slice
+    from .core import describe_slice
 
     items = enc.items
     n = len(items)
@@ -165,7 +167,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
         for sl in result.slices:
             member = np.zeros(n, bool)
             member[sl.members] = True
-            sl.names = name_slice(sim, phrases, member, errors)
+            sl.names = name_slice(sim, phrases, member, errors, labels)
     elif result.slices:
         notes.append("slice names need a text encoder; this model has none, so slices are "
                      "described by their classes only")
@@ -272,7 +274,17 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
             folder.write_text(f"{key}.png", png)
     folder.write_text("predictions.csv", _predictions_csv(items, names, result, in_slice))
     folder.write_text("slices.csv", _slices_csv(slice_rows))
-    html = render(summary, result, items, names, why, chosen, pngs, extra_sections)
+    sections = []
+    context = {"adapter": adapter, "items": items, "names": names, "labels": labels,
+               "preds": preds, "probs": result.probs, "embeddings": enc.vectors,
+               "slices": result.slices, "summary": summary, "out": folder.out}
+    for extra in extra_sections:
+        got = extra(context) if callable(extra) else extra
+        if got:
+            sections.append(got)
+            summary.setdefault("sections", []).append(
+                {k: v for k, v in got.items() if k != "html"})
+    html = render(summary, result, items, names, why, chosen, pngs, sections)
     folder.write_text("report.html", html)
     # audit.json last: it holds the time of every stage, this one included
     summary["timings"]["write_outputs"] = round(time.perf_counter() - t_write, 3)
@@ -378,8 +390,8 @@ def render(summary: dict, result, items, names, why: dict, chosen, pngs: dict,
                            "object_only": _fmt(occ["object_only"]),
                            "background_only": _fmt(occ["background_only"])}
                           if occ and occ["n"] else None),
-            "shares": ({"pred_background": _fmt(shares["pred_background"]),
-                        "true_background": _fmt(shares["true_background"])}
+            "shares": ({"pred_background": _pct(shares["pred_background"]),
+                        "true_background": _pct(shares["true_background"])}
                        if shares["pred_background"] is not None else None),
             "gallery": [{"thumb": _thumb(items[i].path), "correct": bool(result.correct[i]),
                          "caption": f"{names[labels[i]]} → {names[preds[i]]}"}

@@ -67,7 +67,7 @@ def object_share(attribution: np.ndarray, mask: np.ndarray) -> dict[str, float]:
             "object_energy": energy_pointing_game(attribution, m), "object_area": area}
 
 
-def _target(adapter: Adapter, name: str):
+def explain_target(adapter: Adapter, name: str):
     from ..targets import Target
 
     # A classifier names its classes itself; a contrastive model gets the class name as text,

@@ -61,9 +61,15 @@ def audited(shapes_set, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     from mmattr.audit import AuditSettings
 
-    result = mmattr.audit(shapes_set, "demo", out=out, explain_budget=2,
-                          settings=AuditSettings(cache_dir=str(cache), explain_regions=16))
-    return result, cache
+    def hook(context: dict) -> dict:  # the optional section hook (e.g. interpretations)
+        return {"id": "hook", "title": "Hooked section", "how": "How to read: a test section.",
+                "html": f"<p id='hook-body'>{len(context['slices'])} slices, "
+                        f"{len(context['items'])} images</p>"}
+
+    kwargs = {"explain_budget": 2, "extra_sections": [hook],
+              "settings": AuditSettings(cache_dir=str(cache), explain_regions=16)}
+    result = mmattr.audit(shapes_set, "demo", out=out, **kwargs)
+    return result, kwargs
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,14 @@ def test_phrase_score_hand_computed():
     assert score_phrases(sim, in_slice, errors) == pytest.approx(want)
     names = name_slice(sim, ["stripes", "dots"], in_slice, errors, top=2)
     assert names[0][0] == "stripes" and names[0][1] == pytest.approx(want[0])
+    # B2T reference: the correct images of the mistake's own class. Image 0 (class 0, wrong)
+    # against image 2 (class 0, right): stripes +2.449, dots -1.414 (named "not dots").
+    labels = np.array([0, 1, 0, 1])
+    got = score_phrases(sim, in_slice, errors, labels)
+    assert got == pytest.approx([z0[0] - z0[2], z1[0] - z1[2]])
+    names = name_slice(sim, ["stripes", "dots"], in_slice, errors, labels, top=2)
+    assert names[0] == ("stripes", pytest.approx(2.449, abs=1e-3))
+    assert names[1] == ("not dots", pytest.approx(-1.414, abs=1e-3))
     # a slice without mistakes is described by all its members
     none = np.zeros(4, bool)
     assert score_phrases(sim, in_slice, none)[0] == pytest.approx(z0[:2].mean() - z0[2:].mean())
