@@ -173,18 +173,6 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
         find_slices(emb, correct, settings.slices), float(correct.mean()), (float(lo), float(hi)))
 
 
-def describe_slice(sl: Slice, labels: np.ndarray, preds: np.ndarray, names: list[str]) -> str:
-    """'true mostly X (40%); its mistakes predicted mostly Y (70%)'."""
-    m = sl.members
-    t = np.bincount(labels[m], minlength=len(names))
-    text = f"true class mostly {names[t.argmax()]} ({t.max() / len(m):.0%})"
-    wrong = m[preds[m] != labels[m]]
-    if len(wrong):
-        p = np.bincount(preds[wrong], minlength=len(names))
-        text += f"; its mistakes predicted mostly {names[p.argmax()]} ({p.max() / len(wrong):.0%})"
-    return text
-
-
 # -- the command -----------------------------------------------------------------------------
 
 def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path = "audit",

@@ -143,7 +143,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
                   stage: Callable, cache, extra_sections: list[dict], t0: float,
                   timings: dict[str, float]) -> dict:
     """Name the slices, explain the budget, measure occlusion, then write every output."""
-    from .core import describe_slice
+    from .slices import describe_slice
 
     items = enc.items
     n = len(items)

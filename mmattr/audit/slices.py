@@ -185,3 +185,15 @@ def find_slices(emb: np.ndarray, correct: np.ndarray, settings: SliceSettings | 
     for r, sl in enumerate(found[: s.max_slices], 1):
         sl.rank = r
     return found[: s.max_slices]
+
+
+def describe_slice(sl: Slice, labels: np.ndarray, preds: np.ndarray, names: list[str]) -> str:
+    """'true mostly X (40%); its mistakes predicted mostly Y (70%)'."""
+    m = sl.members
+    t = np.bincount(labels[m], minlength=len(names))
+    text = f"true class mostly {names[t.argmax()]} ({t.max() / len(m):.0%})"
+    wrong = m[preds[m] != labels[m]]
+    if len(wrong):
+        p = np.bincount(preds[wrong], minlength=len(names))
+        text += f"; its mistakes predicted mostly {names[p.argmax()]} ({p.max() / len(wrong):.0%})"
+    return text
