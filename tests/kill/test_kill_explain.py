@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from mmattr.cli import app
 from mmattr.datasets.shapes import render_scene
 from mmattr.explanation import RESULT_FILES
-from mmattr.outdir import MARKER, is_complete, read_marker
+from mmattr.outdir import MARKER, TMP_PREFIX, is_complete, read_marker
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -101,6 +101,8 @@ def _check_rerun(out: Path, reference: Path, image: Path, user_file: Path | None
         assert user_file.read_text() == "mine\n"
     siblings = sorted(p.name for p in out.parent.iterdir())
     assert siblings == [out.name], siblings  # no temporary folder left beside it
+    above = [p.name for p in out.parent.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert above == [], above  # nor a write probe one level up
     assert is_complete(out)
     got = json.loads((out / "explanation.json").read_text())
     want = json.loads((reference / "explanation.json").read_text())
