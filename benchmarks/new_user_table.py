@@ -1,7 +1,7 @@
 """Issue 14 closing table: every command a new user tripped over, run through the real
 `mmattr` app; prints input, exit code, first line of stderr and what was left on disk.
 
-    python benchmarks/new_user_table.py /tmp/sandbox   (the sandbox folder is wiped first)
+    python benchmarks/new_user_table.py /tmp/sandbox   (a new or empty folder)
 """
 import os, sys, shutil, struct, zlib, json
 from pathlib import Path
@@ -10,7 +10,10 @@ from PIL import Image
 from typer.testing import CliRunner
 from mmattr.cli import app
 
-root = Path(sys.argv[1]); shutil.rmtree(root, ignore_errors=True); root.mkdir(parents=True)
+root = Path(sys.argv[1])
+if root.exists() and any(root.iterdir()):
+    sys.exit(f"{root} is not empty; give a new folder")
+root.mkdir(parents=True, exist_ok=True)
 os.chdir(root)
 shutil.copy(str(Path(__file__).resolve().parent.parent / "examples" / "scene.png"), "scene.png")
 Path("examples").mkdir(); shutil.copy("scene.png", "examples/scene.png")
@@ -88,7 +91,7 @@ print(f"| mmattr models at 80 columns | `mmattr models` | {r.exit_code} | (none)
 import torch
 from transformers import CLIPModel
 from mmattr.demo_model import DEMO_MODEL_DIR
-broken = root.parent / "broken-clip"; shutil.rmtree(broken, ignore_errors=True); broken.mkdir()
+broken = root / "broken-clip"; broken.mkdir()
 for f in DEMO_MODEL_DIR.iterdir():
     if f.suffix == ".json" and f.name != "config.json": shutil.copy(f, broken / f.name)
 m = CLIPModel.from_pretrained(DEMO_MODEL_DIR)
