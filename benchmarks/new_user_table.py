@@ -51,7 +51,8 @@ def run(label, args, setup=None):
                     ("changed: " + ", ".join(changed)) if changed else ""] if x)
     err = (r.stderr.strip().splitlines() or [""])[0]
     out1 = (r.stdout.strip().splitlines() or [""])[0]
-    cmd = "mmattr " + " ".join(a if " " not in a else repr(a) for a in args if a not in FAST)
+    short = [a if len(a) <= 40 else f"{a[:20]}…({len(a)} chars)" for a in args if a not in FAST]
+    cmd = "mmattr " + " ".join(a if " " not in a else repr(a) for a in short)
     print(f"| {label} | `{cmd}` | {r.exit_code} | {err or '(none)'} | {left} |" + (f" stdout: {out1[:70]}" if r.exit_code == 0 and out1 else ""), flush=True)
 
 print("| case | command (with --division grid --regions 9 --search exact) | exit | first line of stderr | left on disk |")
