@@ -31,6 +31,19 @@ MARKER = ".mmattr"
 TMP_PREFIX = ".mmattr-tmp-"
 
 
+#: ``atomic_write`` of the marker writes ``..mmattr.XXXX.tmp`` first
+_MARKER_TMP = re.compile(re.escape(f".{MARKER}.") + r".+\.tmp")
+
+
+def _our_temp(p: Path) -> bool:
+    """A temporary entry only mmattr makes: a save's folder, or the marker's temporary file."""
+    if p.is_symlink():
+        return False
+    if p.name.startswith(TMP_PREFIX):
+        return p.is_dir()
+    return bool(_MARKER_TMP.fullmatch(p.name)) and p.is_file()
+
+
 def read_marker(out: Path) -> dict[str, Any] | None:
     """The marker's content, or None when `out` holds no (readable) mmattr marker."""
     try:
@@ -85,8 +98,8 @@ def check_out_dir(out: str | Path, files: Iterable[str] = (),
         legacy = recognise(out) if recognise else _legacy_result(out, files)
         if read_marker(out) is not None or legacy:
             state = "ours"
-        elif not entries:
-            state = "empty"
+        elif all(_our_temp(out / name) for name in entries):
+            state = "empty"  # empty but for what a save killed before its marker left
         else:
             raise InputError(f"{what} {shown} already holds files mmattr did not write; choose a "
                              "new or empty folder (mmattr never deletes files it did not write)")
@@ -120,10 +133,25 @@ def clean_stray(out: Path) -> None:
     """Remove the temporary folders an interrupted save left in `out` (only mmattr's own:
     inside a folder it marked, and beside it the ones older versions made)."""
     out = Path(out)
-    if out.is_dir() and read_marker(out) is not None:
-        for p in out.iterdir():
-            if p.name.startswith(TMP_PREFIX) and p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
+    if out.is_dir():
+        entries = list(out.iterdir())
+        if read_marker(out) is not None or all(_our_temp(p) for p in entries):
+            for p in entries:
+                if _our_temp(p):
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    # A write probe (an empty temporary folder, see `_writable`) killed in one of the nearest
+    # ancestors: rmdir removes only an empty one.
+    for folder in list(out.absolute().parents)[:4]:
+        try:
+            probes = [p for p in folder.iterdir() if p.name.startswith(TMP_PREFIX)]
+        except OSError:
+            continue
+        for p in probes:
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    p.rmdir()
+            except OSError:
+                pass
     _clean_legacy_siblings(out)
 
 
@@ -212,8 +240,8 @@ def _undo(out: Path, created: list[Path], state: str) -> None:
         except OSError:
             pass
         for p in out.iterdir() if out.is_dir() else ():
-            if p.name.startswith(TMP_PREFIX):
-                shutil.rmtree(p, ignore_errors=True)
+            if _our_temp(p):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     for p in reversed(created):
         try:
             p.rmdir()

@@ -70,6 +70,17 @@ def load_pretrained(loader, ident: str, what: str, family: str = "hf"):
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one users should see
     local = Path(ident).expanduser()
+    # Loading warnings (e.g. "pad_token_id must be within the vocabulary") would come before
+    # mmattr's own one-line error about the same checkpoint; errors still show.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return _load_pretrained(loader, ident, what, family, local)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _load_pretrained(loader, ident: str, what: str, family: str, local: Path):
     try:
         if local.exists():
             return loader.from_pretrained(str(local))

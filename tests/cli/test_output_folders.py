@@ -195,3 +195,22 @@ def test_models_wraps_specs_at_80_columns():
             cells[family] += parts[2]
     for row in list_model_families():
         assert cells[row["name"]].replace(" ", "") == row["syntax"].replace(" ", ""), row["name"]
+
+
+def test_what_a_killed_save_leaves_is_recognised(tmp_path):
+    from mmattr.outdir import clean_stray
+
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "..mmattr.k2j4h5.tmp").write_text("{")  # the marker's temporary file
+    (out / f"{TMP_PREFIX}x1").mkdir()
+    (tmp_path / f"{TMP_PREFIX}probe").mkdir()  # a write probe beside it
+    assert check_out_dir(out) == "empty"
+    clean_stray(out)
+    assert list(out.iterdir()) == [] and not (tmp_path / f"{TMP_PREFIX}probe").exists()
+    (out / "..mmattr.k2j4h5.tmp").write_text("{")
+    (out / "mine.txt").write_text("x")
+    with pytest.raises(Exception, match="did not write"):
+        check_out_dir(out)
+    clean_stray(out)
+    assert sorted(p.name for p in out.iterdir()) == ["..mmattr.k2j4h5.tmp", "mine.txt"]

@@ -4,8 +4,9 @@
 (folders made, files written, renamed, chmod-ed, temporary folders removed). After each kill
 the folder must still be one a rerun accepts, a user's file in it must be intact, and the rerun
 must leave exactly one complete result, equal to an uninterrupted run's, with no temporary
-folder inside or beside it. The default run kills at 2 random steps; ``-m slow`` at every step
-of two scenarios (a new folder, and a folder holding an earlier result plus a user's file).
+folder inside or beside it. The default run kills at one random step of each of two scenarios (a
+new folder, and a folder holding an earlier result plus a user's file); ``-m slow`` at 12 steps
+of each (spread over the whole save, the first and last included): 24 kill points.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 from mmattr.cli import app
 from mmattr.datasets.shapes import render_scene
 from mmattr.explanation import RESULT_FILES
-from mmattr.outdir import MARKER, is_complete, read_marker
+from mmattr.outdir import MARKER, TMP_PREFIX, check_out_dir, is_complete, read_marker
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -58,11 +59,20 @@ def _explain(image: Path, out: Path, text: str = "a red circle"):
 def _killed_run(image: Path, out: Path, step: int, tmp: Path) -> int:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "killhook.py"), str(step), str(tmp / "steps.txt"),
-         "explain", str(image), "--text", "a red circle", *ARGS, "--out", str(out)],
-        env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
-    return proc.returncode
+    # Output to files, not pipes; its own session, so nothing it started can outlive the test.
+    with open(tmp / "stdout.txt", "w") as so, open(tmp / "stderr.txt", "w") as se:
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "killhook.py"), str(step), str(tmp / "steps.txt"),
+             "explain", str(image), "--text", "a red circle", *ARGS, "--out", str(out)],
+            env=env, cwd=tmp, stdout=so, stderr=se, start_new_session=True)
+        try:
+            return proc.wait(timeout=900)
+        finally:
+            try:
+                os.killpg(proc.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
 
 
 def _consistent_after_kill(out: Path, user_file: Path | None) -> None:
@@ -73,8 +83,11 @@ def _consistent_after_kill(out: Path, user_file: Path | None) -> None:
     if not out.exists():
         return
     marker = read_marker(out)
-    if marker is None:  # killed before the folder was marked: it can only be empty
-        assert list(out.iterdir()) == [], sorted(p.name for p in out.iterdir())
+    if marker is None:  # killed before the folder was marked: empty but for mmattr's temp files
+        from mmattr.outdir import _our_temp
+
+        assert all(_our_temp(p) for p in out.iterdir()), sorted(p.name for p in out.iterdir())
+        assert check_out_dir(out) == "empty"
         return
     if marker["state"] == "complete":
         assert is_complete(out)
@@ -91,6 +104,8 @@ def _check_rerun(out: Path, reference: Path, image: Path, user_file: Path | None
         assert user_file.read_text() == "mine\n"
     siblings = sorted(p.name for p in out.parent.iterdir())
     assert siblings == [out.name], siblings  # no temporary folder left beside it
+    above = [p.name for p in out.parent.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert above == [], above  # nor a write probe one level up
     assert is_complete(out)
     got = json.loads((out / "explanation.json").read_text())
     want = json.loads((reference / "explanation.json").read_text())
@@ -112,6 +127,19 @@ def _scenario(kind: str, image: Path, tmp: Path) -> tuple[Path, Path | None]:
     return out, user
 
 
+def _count_steps(setup, kind: str, tmp: Path) -> int:
+    """The disk steps of one save in this scenario (an earlier result needs no new folder)."""
+    import killhook
+
+    image = setup[0]
+    tmp.mkdir()
+    out, _ = _scenario(kind, image, tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        state = killhook.install(-1, setattr_=mp.setattr)
+        assert _explain(image, out).exit_code == 0
+    return state["steps"]
+
+
 def _kill_and_rerun(setup, kind: str, step: int, tmp: Path) -> None:
     image, reference, _ = setup
     out, user = _scenario(kind, image, tmp)
@@ -127,14 +155,18 @@ def test_save_has_steps_to_kill(setup):
 
 @pytest.mark.parametrize("kind", ["new", "earlier result"])
 def test_kill_at_a_random_step(setup, kind, tmp_path):
-    step = random.Random(f"issue14-{kind}").randrange(setup[2])
+    n = _count_steps(setup, kind, tmp_path / "count")
+    step = random.Random(f"issue14-{kind}").randrange(n)
     _kill_and_rerun(setup, kind, step, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["new", "earlier result"])
-def test_kill_at_every_step(setup, kind, tmp_path):
-    for step in range(setup[2]):
+def test_kill_at_many_steps(setup, kind, tmp_path):
+    n = _count_steps(setup, kind, tmp_path / "count")
+    steps = sorted({round(i * (n - 1) / 11) for i in range(12)})
+    assert len(steps) == 12
+    for step in steps:
         case = tmp_path / f"step{step}"
         case.mkdir()
         _kill_and_rerun(setup, kind, step, case)
