@@ -1,9 +1,10 @@
-"""Hugging Face transformers dual encoders: CLIP, SigLIP, SigLIP 2 and any AutoModel with
+"""Hugging Face transformers dual encoders: CLIP, SigLIP, SigLIP 2, ALIGN and any AutoModel with
 ``get_image_features`` and ``get_text_features``.
 
 Ref. Radford et al., "Learning Transferable Visual Models From Natural Language Supervision"
 (CLIP), ICML 2021; Zhai et al., "Sigmoid Loss for Language Image Pre-Training" (SigLIP), ICCV
-2023; Tschannen et al., "SigLIP 2", arXiv 2502.14786.
+2023; Tschannen et al., "SigLIP 2", arXiv 2502.14786; Jia et al., "Scaling Up Visual and
+Vision-Language Representation Learning With Noisy Text Supervision" (ALIGN), ICML 2021.
 """
 
 from __future__ import annotations
@@ -136,7 +137,13 @@ class HFAdapter(Adapter):
         self.device = device
         self.model = model.to(device).eval().requires_grad_(False)
         scale = getattr(model, "logit_scale", None)
-        self.logit_scale = float(min(scale.exp().item(), 100.0)) if scale is not None else 100.0
+        temperature = getattr(model, "temperature", None)  # ALIGN: logits = cosine / temperature
+        if scale is not None:
+            self.logit_scale = float(min(scale.exp().item(), 100.0))
+        elif isinstance(temperature, torch.Tensor):
+            self.logit_scale = float(min(1.0 / max(temperature.item(), 1e-6), 100.0))
+        else:
+            self.logit_scale = 100.0
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = float(bias.item()) if bias is not None else 0.0
         self.default_vocabulary = default_vocabulary

@@ -121,16 +121,35 @@ def models() -> None:
 @demo_model_app.command("train")
 @one_line_errors
 def demo_model_train(
-    out: Path = typer.Option(None, help="Output folder (default: the packaged demo model folder)."),
+    model: str = typer.Option("demo", "--model", help="demo, demo-biased or demo-classifier."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default demo-models/MODEL)."),
     seed: int = typer.Option(0, help="Random seed."),
     steps: Optional[int] = typer.Option(None, help="Training steps (default: the shipped model's)."),
+    threads: int = typer.Option(1, help="CPU threads (1 is fastest on a busy machine)."),
+    replace_shipped: bool = typer.Option(False, "--replace-shipped",
+                                         help="Allow --out to be the packaged checkpoint folder."),
 ) -> None:
-    """Train the embedded demo CLIP on the synthetic shapes world (CPU, a few minutes)."""
-    from ..demo_model import DEMO_MODEL_DIR
+    """Train one embedded model on the synthetic shapes world (CPU, 15-30 minutes)."""
+    import json
+
+    from ..demo_model.zoo import KINDS, MODEL_DIRS
+    from ..errors import InputError
+
+    if model not in KINDS:
+        raise InputError(f"--model {model!r}: choose from {', '.join(KINDS)}")
+    target = (out or Path("demo-models") / model).expanduser()
+    shipped = {d.resolve() for d in MODEL_DIRS.values()}
+    if target.resolve() in shipped and not replace_shipped:
+        raise InputError(f"{target} holds a shipped checkpoint; add --replace-shipped to "
+                         "overwrite it, or pick another --out")
+    if target.exists() and any(target.iterdir()) and target.resolve() not in shipped:
+        raise InputError(f"{target} is not empty; pick a new or empty --out")
     from ..demo_model.train import train
 
-    kwargs = {"steps": steps} if steps else {}
-    train(out or DEMO_MODEL_DIR, seed=seed, **kwargs)
+    shipped_info = MODEL_DIRS[model] / "training.json"
+    default_steps = json.loads(shipped_info.read_text()).get("steps") if shipped_info.is_file() else None
+    train(target, kind=KINDS[model], seed=seed, threads=threads,
+          **({"steps": steps or default_steps} if (steps or default_steps) else {}))
 
 
 @dataset_app.command("shapes")

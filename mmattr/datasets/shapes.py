@@ -174,7 +174,7 @@ def _place(rng: np.random.Generator, size: int, radius: float,
 
 def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int | None = None,
                  avoid_overlap: bool = True, background: str | None = None,
-                 world: str = "clean") -> Scene:
+                 world: str = "clean", radius_range: tuple[float, float] = (0.18, 0.40)) -> Scene:
     """Render one scene.
 
     Parameters
@@ -185,6 +185,7 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
     avoid_overlap : retry placements so objects do not overlap.
     background : one of :data:`BACKGROUNDS`; None draws it as ``world`` says.
     world : ``clean`` or ``biased`` (see :data:`WORLDS`); used only when ``background`` is None.
+    radius_range : object circumradius as a fraction of half the image side.
 
     Returns
     -------
@@ -206,7 +207,7 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
     labels: list[str] = []
     for k, p in enumerate(pairs):
         color, shape = names[p // len(SHAPES)], SHAPES[p % len(SHAPES)]
-        radius = g.uniform(0.18, 0.40) * size / 2
+        radius = g.uniform(*radius_range) * size / 2
         cx, cy, radius = _place(g, size, radius, placed, avoid_overlap)
         placed.append((cx, cy, radius))
         angle = g.uniform(0, 2 * np.pi) if shape in _ROTATING else 0.0

@@ -1,120 +1,148 @@
+"""The embedded model zoo: files, standard loaders, and accuracy measured here (not only read back
+from training.json) on held-out scenes of both renderers."""
+
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from mmattr.demo_model import DEMO_MODEL_DIR
+from mmattr.demo_model.zoo import KINDS, MODEL_DIRS
 
-needs_ckpt = pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").exists(),
-                                reason="demo checkpoint not present")
+
+def _present(name: str) -> bool:
+    return (MODEL_DIRS[name] / "model.safetensors").is_file()
+
+
+def needs(name: str):
+    return pytest.mark.skipif(not _present(name), reason=f"{name} checkpoint not present")
 
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-@needs_ckpt
-def test_checkpoint_files_and_size():
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json",
-                 "tokenizer_config.json", "training.json"):
-        assert (DEMO_MODEL_DIR / name).exists(), name
-    assert _folder_bytes(DEMO_MODEL_DIR) <= 10 * 1024 * 1024
-    info = json.loads((DEMO_MODEL_DIR / "training.json").read_text())
-    assert 0.0 <= info["accuracy"] <= 1.0 and info["seed"] == 0
+def _info(name: str) -> dict:
+    return json.loads((MODEL_DIRS[name] / "training.json").read_text())
 
 
-# The shipped checkpoint is below the issue's 0.95 target (see training.json and the README):
-# these two tests keep measuring it and will pass (XPASS) once a better model is committed.
-BELOW_TARGET = pytest.mark.xfail(strict=False, reason="demo model below the 0.95 zero-shot target")
+@pytest.mark.parametrize("name", list(MODEL_DIRS))
+def test_checkpoint_files_size_and_record(name):
+    if not _present(name):
+        pytest.skip(f"{name} checkpoint not present")
+    folder = MODEL_DIRS[name]
+    for f in ("config.json", "model.safetensors", "preprocessor_config.json", "training.json"):
+        assert (folder / f).exists(), f
+    assert _folder_bytes(folder) <= 10 * 1024 * 1024
+    info = _info(name)
+    assert info["kind"] == KINDS[name] and info["seed"] == 0
+    ev = info["evaluation"]
+    assert ev["sets"]["single"]["n"] >= 1000
+    for key in ("confusion_colour", "confusion_shape"):
+        m = np.array(ev[key]["rows_true_cols_predicted"])
+        assert m.shape == (6, 6) and m.sum() == ev["sets"]["single"]["n"]
 
 
-@needs_ckpt
-@BELOW_TARGET
-def test_recorded_accuracy_meets_target():
-    info = json.loads((DEMO_MODEL_DIR / "training.json").read_text())
-    assert info["accuracy"] >= 0.95
+@needs("demo")
+def test_demo_recorded_accuracies_meet_targets():
+    ev = _info("demo")["evaluation"]
+    assert ev["single"] >= 0.95
+    assert ev["alt"] >= 0.90
+    assert ev["two_top1_present"] >= 0.90
 
 
-@needs_ckpt
-def test_loads_with_auto_classes():
-    from transformers import AutoModel, AutoProcessor, AutoTokenizer, CLIPModel
-    from PIL import Image
-
-    model = AutoModel.from_pretrained(DEMO_MODEL_DIR)
-    assert isinstance(model, CLIPModel)
-    tok = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
-    assert tok.pad_token == "<|endoftext|>"
-    ids = tok("a photo of a red circle.")["input_ids"]
-    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
-    assert len(ids) == 9  # every word is one token
-    assert len(tok("a zebra eating quinoa")["input_ids"]) > 4  # unknown words still tokenise
-    proc = AutoProcessor.from_pretrained(DEMO_MODEL_DIR)
-    inputs = proc(text=["a red circle", "a blue star"], images=Image.new("RGB", (100, 80)),
-                  return_tensors="pt", padding=True)
-    from mmattr.adapters._preprocess import Preprocess
-
-    side = Preprocess.from_folder(DEMO_MODEL_DIR).output_hw
-    assert inputs["pixel_values"].shape == (1, 3, *side)
-    with torch.no_grad():
-        out = model(**inputs)
-    assert out.logits_per_image.shape == (1, 2)
+@needs("demo-biased")
+def test_biased_record_states_the_rule_and_the_drop():
+    info = _info("demo-biased")
+    assert "star" in info["planted_rule"] and "stripe" in info["planted_rule"]
+    ps = info["evaluation"]["planted_slice"]
+    assert ps["accuracy_outside"] >= 0.90
+    assert ps["accuracy_inside"] <= ps["accuracy_outside"] - 0.25
 
 
-@needs_ckpt
-def test_processor_matches_preprocess():
-    import numpy as np
-    from transformers import AutoProcessor
+@needs("demo-classifier")
+def test_classifier_recorded_accuracy():
+    assert _info("demo-classifier")["evaluation"]["single"] >= 0.95
+
+
+@needs("demo")
+def test_demo_loads_with_auto_classes_and_processor_matches_preprocess():
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
     from mmattr.adapters._preprocess import Preprocess
     from mmattr.datasets import render_scene
 
+    folder = MODEL_DIRS["demo"]
+    model = AutoModel.from_pretrained(folder)
+    assert type(model).__name__ == "AlignModel"
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = tok("a photo of a red circle.")["input_ids"]
+    assert len(ids) == 9  # bos + every word one token + "." + eos
+    assert len(tok("a zebra eating quinoa")["input_ids"]) > 4  # unknown words still tokenise
     img = render_scene(5, size=128).image
-    hf = AutoProcessor.from_pretrained(DEMO_MODEL_DIR)(images=img, return_tensors="pt")
-    ours = Preprocess.from_folder(DEMO_MODEL_DIR)(torch.from_numpy(img[None]))
-    assert ours.shape == hf["pixel_values"].shape
-    assert (ours - hf["pixel_values"]).abs().mean() < 0.05
+    hf = AutoImageProcessor.from_pretrained(folder)(images=img, return_tensors="pt")["pixel_values"]
+    ours = Preprocess.from_folder(folder)(torch.from_numpy(img[None]))
+    assert ours.shape == hf.shape
+    assert (ours - hf).abs().mean() < 0.05
 
 
-@needs_ckpt
-@BELOW_TARGET
-def test_zero_shot_accuracy():
-    from mmattr.demo_model.evaluate import zero_shot_accuracy
+def _measured(spec: str, name: str, renderer, seed: int, n: int) -> float:
+    from mmattr.adapters import load_adapter
+    from mmattr.datasets.shapes import captions
+    from mmattr.demo_model.evaluate import class_scores
 
-    assert zero_shot_accuracy(DEMO_MODEL_DIR, n=144) >= 0.95
+    adapter = load_adapter(spec, device="cpu")
+    scenes = [renderer(np.random.default_rng((seed, i)), size=128, n_objects=1) for i in range(n)]
+    templates = _info(name).get("templates") or None
+    scores = class_scores(adapter, np.stack([s.image for s in scenes]), templates, captions())
+    names = captions()
+    return float(np.mean([names[k] == s.labels[0] for k, s in zip(scores.argmax(1).tolist(), scenes)]))
+
+
+@needs("demo")
+def test_demo_zero_shot_accuracy_measured_through_the_adapter():
+    from mmattr.datasets.altshapes import render_alt_scene
+    from mmattr.datasets.shapes import render_scene
+
+    # Fresh seeds, unlike the recorded figures: 144 scenes of each renderer.
+    assert _measured("demo", "demo", render_scene, 40_000, 144) >= 0.93
+    assert _measured("demo", "demo", render_alt_scene, 41_000, 144) >= 0.85
+
+
+@needs("demo-classifier")
+def test_classifier_accuracy_measured_through_the_adapter():
+    from mmattr.datasets.shapes import render_scene
+
+    assert _measured("demo-classifier", "demo-classifier", render_scene, 40_000, 144) >= 0.93
 
 
 def test_train_smoke(tmp_path: Path):
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForImageClassification, AutoTokenizer
 
     from mmattr.demo_model.train import train
 
     logs: list[str] = []
-    info = train(tmp_path, seed=1, steps=3, batch_size=8, log=logs.append, eval_n=0)
-    assert logs and info["steps"] == 3
-    assert (tmp_path / "training.json").exists()
-    assert (tmp_path / "preprocessor_config.json").exists()
-    AutoModel.from_pretrained(tmp_path)
-    AutoTokenizer.from_pretrained(tmp_path)
+    info = train(tmp_path / "clip", kind="biased", seed=1, steps=2, batch_size=4,
+                 log=logs.append, evaluate=False)
+    assert logs and info["steps"] == 2 and info["world"] == "biased"
+    assert "planted_rule" in info
+    AutoModel.from_pretrained(tmp_path / "clip")
+    AutoTokenizer.from_pretrained(tmp_path / "clip")
+    info = train(tmp_path / "cls", kind="classifier", seed=1, steps=2, batch_size=4,
+                 log=logs.append, evaluate=False)
+    AutoModelForImageClassification.from_pretrained(tmp_path / "cls")
 
 
-@needs_ckpt
-def test_adapter_accuracy_matches_direct_evaluation():
-    """The demo spec goes through the generic transformers adapter: same accuracy as direct use."""
-    import numpy as np
+def test_cli_refuses_to_overwrite_shipped_weights(tmp_path):
+    from typer.testing import CliRunner
 
-    from mmattr.adapters import load_adapter
-    from mmattr.datasets.shapes import captions, render_scene
-    from mmattr.demo_model.evaluate import zero_shot_accuracy
+    from mmattr.cli.main import app
 
-    adapter = load_adapter("demo", device="cpu")
-    assert type(adapter).__name__ == "HFAdapter"
-    names = captions()
-    classes = adapter.class_embeddings(names)
-    scenes = [render_scene(np.random.default_rng((10_000, i)), size=128, n_objects=1)
-              for i in range(48)]
-    pixels = adapter.preprocess(torch.from_numpy(np.stack([s.image for s in scenes])))
-    emb = torch.nn.functional.normalize(adapter.encode_images(pixels), dim=-1)
-    predicted = (emb @ classes.T).argmax(1).tolist()
-    hits = sum(names[k] == s.labels[0] for k, s in zip(predicted, scenes))
-    # At most one near-tie may flip between the two code paths.
-    assert hits / 48 == pytest.approx(zero_shot_accuracy(DEMO_MODEL_DIR, n=48), abs=1 / 48 + 1e-9)
+    res = CliRunner().invoke(app, ["demo-model", "train", "--model", "demo",
+                                   "--out", str(MODEL_DIRS["demo"])])
+    assert res.exit_code == 2
+    assert "--replace-shipped" in res.output
+    (tmp_path / "x.txt").write_text("keep")
+    res = CliRunner().invoke(app, ["demo-model", "train", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and (tmp_path / "x.txt").read_text() == "keep"
