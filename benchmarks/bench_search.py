@@ -43,9 +43,8 @@ from mmattr.adapters._preprocess import Preprocess  # noqa: E402
 from mmattr.adapters.base import Adapter  # noqa: E402
 from mmattr.config import ExplainConfig  # noqa: E402
 from mmattr.datasets.shapes import render_scene  # noqa: E402
-from mmattr.explainers import smdl as smdl_module  # noqa: E402
 from mmattr.explainers.smdl import SMDLExplainer  # noqa: E402
-from mmattr.search import make_search  # noqa: E402
+from mmattr.search import config_changes  # noqa: E402
 from mmattr.targets import Target  # noqa: E402
 
 DEFAULT_STRATEGIES = ["exact", "lazy", "lazy:batch=2", "lazy:batch=8", "stochastic",
@@ -176,12 +175,13 @@ def _run_model(model: str, args, rows: list[dict]) -> dict:
                 if model != "demo" and (f"{n}:{spec}" in args.vitb_skip or (
                         f"{n}:{spec}" in args.vitb_first_only and i > 0)):
                     continue
-                smdl_module.make_search = lambda _name, _n=name, _o=options: make_search(_n, **_o)
                 if model == "demo" and f"{n}:{spec}" in args.demo_skip:
                     continue
                 clock.seconds = 0.0
                 with _PeakRSS() as mem:
-                    e = SMDLExplainer(cfg.replace(search=name)).explain(image, target, adapter)
+                    # the strategy's options reach the explainer through its settings
+                    e = SMDLExplainer(cfg.replace(**config_changes(name, options))).explain(
+                        image, target, adapter)
                 rows.append({"model": model, "N": n, "strategy": spec, "image": i,
                              "regions": e.n_regions, "passes": e.forward_passes,
                              "seconds": e.seconds, "search_s": e.timings["search"],

@@ -7,6 +7,7 @@ Selection", ICLR 2024.
 from ._version import __version__
 from .adapters import Adapter, from_module, list_adapters, load_adapter, register_adapter
 from .api import explain
+from .audit import audit
 from .config import ExplainConfig, load_config
 from .distributed import gather_items, is_main_process, shard_items
 from .division import DivisionContext, Divider, divider_from_config, list_dividers, register_divider
@@ -25,7 +26,7 @@ __all__ = [
     "DivisionContext", "Metric", "TargetScore", "divider_from_config", "evaluate_dataset",
     "from_module", "gather_items", "is_main_process", "list_metrics", "register_metric",
     "search_from_config", "shard_items",
-    "__version__", "Adapter", "Divider", "ExplainConfig", "Explainer", "Explanation", "InputError",
+    "__version__", "Adapter", "audit", "Divider", "ExplainConfig", "Explainer", "Explanation", "InputError",
     "MmattrError", "ModelError", "Objective", "RegionStack", "SMDLObjective", "SMDLWeights",
     "Search", "SearchResult", "Target", "auc", "explain", "list_adapters", "list_dividers",
     "list_explainers", "list_searches", "load_adapter", "load_config", "load_image",

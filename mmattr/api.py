@@ -43,7 +43,10 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     pixels = load_image(image)
     explainer_cls = validate(cfg)
     adapter = model if isinstance(model, Adapter) else load_adapter(cfg.model, cfg.device, cfg.dtype)
-    return explainer_cls(cfg).explain(pixels, target, adapter, progress=progress)
+    from .scale import explain_at_max_side
+
+    return explain_at_max_side(explainer_cls(cfg), pixels, target, adapter, cfg.max_side,
+                               progress=progress)
 
 
 def validate(cfg: ExplainConfig):
@@ -59,37 +62,40 @@ def validate(cfg: ExplainConfig):
     return EXPLAINERS.get(cfg.method)
 
 
-def default_out_dir(image: str | Path) -> Path:
-    """``scenes/cat.png`` → ``explanations/cat``."""
-    return Path("explanations") / Path(image).stem
+def default_out_dir(image: str | Path, target: Target | None = None,
+                    config: ExplainConfig | None = None) -> Path:
+    """``scenes/cat.png`` → ``explanations/cat.smdl.a-cat-1f2e3d``: one folder per image,
+    method and target (see `mmattr.outdir.default_out_dir`)."""
+    from .outdir import default_out_dir as _default
+
+    cfg = config or ExplainConfig()
+    return _default(image, target, cfg.method, cfg.division)
 
 
 def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None = None,
                    *, config: ExplainConfig | None = None, overwrite: bool = False,
                    progress=None) -> tuple[Explanation | None, Path]:
-    """Explain an image file and write every result file into `out_dir`, atomically.
+    """Explain an image file and write every result file into `out_dir`.
 
-    A folder already holding a complete result made with the same settings is left as it is
-    and (None, out_dir) is returned, so reruns skip finished work.
+    `out_dir` must be new, empty or an earlier mmattr result (else `InputError`, checked before
+    any work). A folder already holding a complete result for the same image content, target
+    and settings is left as it is and (None, out_dir) is returned, so reruns skip finished work.
     """
-    import json
-
-    from .explanation import is_complete
+    from .explanation import RESULT_FILES
+    from .outdir import check_out_dir, clean_stray, file_sha256, is_complete, result_key
 
     cfg = config or ExplainConfig()
-    out = Path(out_dir) if out_dir is not None else default_out_dir(image)
-    if not overwrite and is_complete(out):
-        try:
-            done = json.loads((out / "explanation.json").read_text())
-        except (OSError, ValueError):
-            done = {}
-        same = (done.get("target") == target.to_dict()
-                and done.get("image") == str(Path(image).resolve())
-                and {k: v for k, v in done.get("settings", {}).items() if k in cfg.to_dict()}
-                == cfg.to_dict())
-        if same:
+    out = Path(out_dir) if out_dir is not None else default_out_dir(image, target, cfg)
+    check_out_dir(out, RESULT_FILES)
+    path = Path(image)
+    sha = file_sha256(path) if path.is_file() else None
+    key = result_key(sha, target, cfg.to_dict()) if sha else None
+    if out.is_dir():
+        clean_stray(out)  # what an interrupted run left
+        if not overwrite and key and is_complete(out, key):
             return None, out
     explanation = explain(image, target=target, config=cfg, progress=progress)
-    explanation.source = str(Path(image).resolve())
-    explanation.save(out, top_k=cfg.top_k)
+    explanation.source = str(path.resolve())
+    explanation.image_sha256 = sha
+    explanation.save(out, top_k=cfg.top_k, key=key)
     return explanation, out

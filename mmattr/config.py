@@ -45,6 +45,9 @@ class ExplainConfig:
     search_batch: int = 2
     #: bidirectional search: lowest-scoring candidates re-checked for the back list
     search_shortlist: int = 8
+    #: images with a longer side are divided and searched on a copy downscaled to this side;
+    #: the map is returned at the input's resolution (models see 224-384 px anyway)
+    max_side: int = 1024
 
     def replace(self, **changes: Any) -> "ExplainConfig":
         """A copy with the given settings changed; None values are ignored."""
@@ -57,7 +60,7 @@ class ExplainConfig:
 
 _TYPES: dict[str, type] = {"search_batch": int, "search_shortlist": int,
                            "regions": int, "batch_size": int, "top_k": int, "prior_grid": int,
-                           "prior_group": int}
+                           "prior_group": int, "max_side": int}
 _CHOICES = {"attribution": ("rank", "gain"), "dtype": ("auto", "fp32", "fp16", "bf16")}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .ranking import pixel_rank
 from .registry import Registry
 
 DIVIDERS: Registry[type["Divider"]] = Registry("division")
@@ -277,52 +278,6 @@ class DivisionContext:
     config: Any
 
 
-@register_divider("prior")
-class PriorDivider(Divider):
-    """A baseline's map pooled to G×G cells, cells sorted by saliency, every m consecutive
-    cells one region; regions numbered most salient first.
-
-    G and m default to the reference's CUB setting (10×10, m = 4: 25 regions); m grows when
-    G²/m would exceed `regions`.
-
-    Ref. Chen et al., ICLR 2024 ("w/ ours" rows of Table 1).
-    """
-
-    needs_context = True
-
-    def __init__(self, regions: int = 49, method: str = "hsic", grid: int = 10,
-                 group: int = 4) -> None:
-        from .explainers import EXPLAINERS
-        from .explainers._common import MapExplainer
-
-        if not (method in EXPLAINERS and issubclass(EXPLAINERS.get(method), MapExplainer)):
-            EXPLAINERS.get(method)  # unknown names: the registry's one-line error
-            raise InputError(f"prior:{method}: the prior must be a baseline method, e.g. prior:hsic")
-        if grid < 1 or group < 1:
-            raise InputError("prior_grid and prior_group must be at least 1")
-        group = max(int(group), math.ceil(grid * grid / regions))
-        super().__init__(regions, method=method, grid=int(grid), group=group)
-        self.forward_passes = 0
-
-    def _labels(self, image: np.ndarray) -> np.ndarray:
-        raise InputError(f"prior:{self.options['method']} needs the model and the target")
-
-    def _labels_in_context(self, image: np.ndarray, context: DivisionContext) -> np.ndarray:
-        from .explainers import EXPLAINERS
-        from .explainers._common import cached_attribute, target_embedding
-
-        method = self.options["method"]
-        cfg = context.config.replace(method=method)
-        if cfg.division.startswith("prior"):
-            cfg = cfg.replace(division="slico")
-        result = cached_attribute(EXPLAINERS.get(method)(cfg), image,
-                                  target_embedding(context.adapter, context.target),
-                                  context.adapter)
-        self.forward_passes = int(result.forward_passes)
-        return prior_labels(np.asarray(result.attribution, np.float64),
-                            int(self.options["grid"]), int(self.options["group"]))
-
-
 def prior_labels(saliency: np.ndarray, grid: int, group: int) -> np.ndarray:
     """(H, W) map → labels: mean saliency per cell of a grid × grid partition, cells ranked
     (ties: raster order), rank // group the region, so region 0 is the most salient."""
@@ -331,9 +286,7 @@ def prior_labels(saliency: np.ndarray, grid: int, group: int) -> np.ndarray:
     cells = grid_labels(h, w, g, g)
     sums = np.bincount(cells.ravel(), weights=saliency.ravel(), minlength=g * g)
     means = sums / np.bincount(cells.ravel(), minlength=g * g)
-    rank = np.empty(g * g, np.int64)
-    rank[np.argsort(-means, kind="stable")] = np.arange(g * g)
-    return (rank // group)[cells].astype(np.int32)
+    return (pixel_rank(means) // group)[cells].astype(np.int32)
 
 
 def divider_from_config(config: Any) -> Divider:

@@ -11,3 +11,7 @@ class InputError(MmattrError, ValueError):
 
 class ModelError(MmattrError):
     """A model cannot be found, loaded or used for the request."""
+
+
+class MmattrWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints one line)."""

@@ -1,13 +1,19 @@
 """`mmattr evaluate`: every method × metric over a dataset folder, resumable.
 
-The folder holds ``manifest.jsonl``: one JSON object per line with ``image`` (required),
-``text`` (the target prompt; ``label`` when absent), ``mask`` (optional ground-truth mask) and
-``label``, paths relative to the folder (see `mmattr.datasets.shapes.export_dataset`).
+The folder is a manifest folder (``manifest.jsonl``: one JSON object per line with ``image``
+(required), ``text`` (the target prompt; ``label`` when absent), ``mask`` (optional
+ground-truth mask) and ``label``, paths relative to the folder; see
+`mmattr.datasets.shapes.export_dataset`) or an ImageFolder (one subfolder per class; the class
+name is the target text). Reading, resume, sharding and the records are `mmattr.runner`'s.
 
-Per (image, text, method) one JSON record is appended to ``results.jsonl`` and fsynced before
+Per (manifest line, method) one JSON record is appended to ``results.jsonl`` and fsynced before
 the next starts, so an interrupted run loses at most the record in flight and a rerun skips the
-keys already there. ``results.csv``, ``summary.md`` and the plots are rewritten (atomically)
-from all the records at the end of each run.
+records already there. Records are keyed by the line's image, text, mask and label, so lines
+that differ only in their mask stay distinct. ``run.json`` (the settings) is written with the
+first record, so a run that fails before it leaves nothing that blocks the corrected command.
+An unreadable image is skipped and listed in ``summary.md``; the rest are evaluated.
+``results.csv``, ``summary.md`` and the plots are rewritten (atomically) from all the records
+at the end of each run.
 """
 
 from __future__ import annotations
@@ -20,73 +26,46 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from . import distributed
 from ._io import atomic_path, atomic_write
-from .datasets.shapes import manifest_records
 from .errors import InputError, MmattrError
+from .runner import (BadItem, DataItem, ItemError, RecordLog, RunFolder, append_line,
+                     load_item_image, manifest_key, read_dataset, run_items)
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
 DEFAULT_METRICS = ("insertion", "deletion", "pointing", "energy_pointing", "iou")
-_KEY_FIELDS = ("image", "text", "method")
+#: what `write_reports` writes beside the records (an --overwrite removes these, nothing else)
+REPORT_FILES = ("results.csv", "summary.md", "curves.png", "bars.png")
+
+Item = DataItem  # the name this module exported before the runner existed
 
 
 # -- the dataset ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Item:
-    """One manifest line: an image, its target text, an optional mask and label."""
-
-    image: str
-    text: str
-    mask: str | None
-    label: str | None
-    line: int
+def read_manifest(folder: str | os.PathLike) -> list[DataItem]:
+    """The usable items of a dataset folder (see `mmattr.runner.read_dataset`)."""
+    return read_dataset(folder, need=("text",)).items
 
 
-def read_manifest(folder: str | os.PathLike) -> list[Item]:
-    """Validate a dataset folder and read its manifest; one-line `InputError`s on bad input."""
-    root = Path(folder)
-    if not root.exists():
-        raise InputError(f"dataset folder not found: {root}")
-    if not root.is_dir():
-        raise InputError(f"not a folder: {root} (give the folder that holds manifest.jsonl)")
-    path = root / "manifest.jsonl"
-    if not path.is_file():
-        raise InputError(f"no manifest.jsonl in {root}; make one with `mmattr dataset shapes` "
-                         "or write one JSON object per line with image, text, mask, label")
-    items = []
-    for n, rec in manifest_records(path):
-        text = rec.get("text") if rec.get("text") is not None else rec.get("label")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{path}:{n}: needs a 'text' (or 'label') to explain")
-        mask = rec.get("mask")
-        if mask is not None and not isinstance(mask, str):
-            raise InputError(f"{path}:{n}: 'mask' must be a path")
-        for what, rel in (("image", rec["image"]), ("mask", mask)):
-            if rel is not None and not (root / rel).is_file():
-                raise InputError(f"{path}:{n}: {what} file not found: {root / rel}")
-        label = rec.get("label")
-        items.append(Item(rec["image"], text.strip(), mask,
-                          str(label) if label is not None else None, n))
-    if not items:
-        raise InputError(f"{path} lists no images")
-    return items
-
-
-def shard(items: list[Item]) -> list[Item]:
+def shard(items: list[DataItem]) -> list[DataItem]:
     """This process's share of the items under ``accelerate launch``; all of them otherwise."""
     return distributed.shard_items(items)
 
 
-def _results_path(out: Path) -> Path:
-    # Each process of a sharded run appends to its own file; readers take all of them.
-    rank = distributed.rank()
-    return out / (RESULTS if rank == 0 else f"results.rank{rank}.jsonl")
+def _limit(items: list[DataItem], bad: list[BadItem], limit: int | None
+           ) -> tuple[list[DataItem], list[BadItem]]:
+    """The first `limit` dataset entries, usable or not (manifest line order)."""
+    if limit is None or len(items) + len(bad) <= limit:
+        return items, bad
+    entries = sorted([(it.line or 0, 0, i) for i, it in enumerate(items)]
+                     + [(b.line or 0, 1, i) for i, b in enumerate(bad)])[:limit]
+    return ([items[i] for _, kind, i in entries if kind == 0],
+            [bad[i] for _, kind, i in entries if kind == 1])
 
 
 # -- methods --------------------------------------------------------------------------------
@@ -148,40 +127,12 @@ def _split_names(value: str | Sequence[str]) -> list[str]:
     return seen
 
 
-# -- the run --------------------------------------------------------------------------------
+# -- settings -------------------------------------------------------------------------------
 
-@dataclass
-class EvalSummary:
-    out: Path
-    records: list[dict]
-    new: int
-    skipped: int
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = "smdl",
-                     metrics: str | Sequence[str] = DEFAULT_METRICS, *, model: Any = None,
-                     out: str | os.PathLike = "evaluation", config: Any = None,
-                     score: str = "probability", steps: int = 20, fill: str = "black",
-                     limit: int | None = None, progress: Callable[[int, int], None] | None = None,
-                     metric_options: dict[str, dict] | None = None, plots: bool = True,
-                     ) -> EvalSummary:
-    """Run each method on each manifest line, score it with each metric, write the results.
-
-    `config` is an `ExplainConfig` (or YAML path) for the explainers; `model` a spec or an
-    Adapter (the config's model otherwise). `score`, `steps` and `fill` set how the model-based
-    metrics score perturbed images. Returns every record of `out` (old and new).
-    """
-    from .adapters import Adapter, load_adapter
-    from .api import explain, validate
-    from .config import ExplainConfig, load_config
-    from .image import load_image
-    from .metrics import SCORES, EvalContext, MetricSkipped, TargetScore, make_metric
+def _check_options(score: str, fill: str, steps: int, limit: int | None) -> None:
+    from .metrics import SCORES
     from .metrics.curves import FILLS
-    from .targets import Target
 
-    t_start = time.perf_counter()
     if score not in SCORES:
         raise InputError(f"unknown score {score!r}; use {', '.join(SCORES)}")
     if fill not in FILLS:
@@ -190,121 +141,202 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
         raise InputError(f"--steps must be at least 1, got {steps}")
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
+
+
+def build_metrics(metrics: str | Sequence[str], steps: int, fill: str,
+                  options: dict[str, dict] | None = None) -> list:
+    """The metric objects of a --metrics list; pixel curves get `steps` and `fill`."""
+    from .metrics import make_metric
+
+    names = _split_names(metrics)
+    if not names:
+        raise InputError("no metric given: --metrics insertion,deletion,...")
+    curve_opts = {"steps": steps, "fill": fill}
+    objs = []
+    for name in names:
+        opts = dict((options or {}).get(name, {}))
+        if name in ("insertion", "deletion", "highest_confidence"):
+            opts = {**curve_opts, **opts}
+        objs.append(make_metric(name, **opts))
+    return objs
+
+
+def run_settings(spec: str, cfg: Any, score: str, steps: int, fill: str,
+                 metric_objs: Sequence) -> dict:
+    """What must match for a rerun to resume an output folder (written to run.json)."""
+    return {"model": spec, "score": score, "steps": steps, "fill": fill,
+            "metrics": {m.name: m.settings() for m in metric_objs},
+            "config": {k: v for k, v in cfg.replace(model=spec).to_dict().items()
+                       if k not in ("method", "batch_size", "device", "dtype")}}
+
+
+# -- one item -------------------------------------------------------------------------------
+
+class _ItemEvaluator:
+    """`run_items` work: explain one item with each pending method and score every metric.
+
+    The model is loaded at the first item that has work, so a rerun with nothing left to do
+    loads none, and a bad --model fails before any record (leaving nothing behind).
+    """
+
+    def __init__(self, model: Any, spec: str, cfg: Any, methods: Sequence[MethodSpec],
+                 metric_objs: Sequence, score: str) -> None:
+        self.model, self.spec, self.cfg, self.score = model, spec, cfg, score
+        self.methods = {m.name: m for m in methods}
+        self.configs = {}
+        from .api import validate
+
+        for m in methods:  # every method's settings checked before any model is loaded
+            self.configs[m.name] = cfg.replace(method=m.method, division=m.division, model=spec)
+            validate(self.configs[m.name])
+        self.metric_objs = list(metric_objs)
+        self.adapter = None
+        self.notes: list[str] = []
+
+    def _adapter(self):
+        from .adapters import Adapter, load_adapter
+
+        if self.adapter is None:
+            self.adapter = (self.model if isinstance(self.model, Adapter)
+                            else load_adapter(self.spec, self.cfg.device, self.cfg.dtype))
+        return self.adapter
+
+    def _scorer(self, adapter, target, image):
+        from .metrics import TargetScore
+
+        try:
+            scorer = TargetScore(adapter, target, score=self.score,
+                                 vocabulary=self.cfg.vocabulary, batch_size=self.cfg.batch_size)
+            from .metrics import image_tensor
+
+            pred = scorer.predict(image_tensor(image, adapter.device)[None])
+            return scorer, (pred[0] if pred else None)
+        except InputError as exc:
+            if any(m.needs_model for m in self.metric_objs):
+                _note(self.notes, f"model-based metrics skipped: {exc}")
+            return None, None
+
+    def __call__(self, item: DataItem, pending: list[str]) -> Iterator[tuple[str, dict]]:
+        from .api import explain
+        from .explainers._common import reuse_maps
+        from .metrics import EvalContext
+        from .targets import Target
+
+        adapter = self._adapter()
+        image = load_item_image(item)
+        mask = _load_mask(item.mask_path, image.shape[:2]) if item.mask_path else None
+        target = Target.from_text(item.text)
+        scorer, predicted = self._scorer(adapter, target, image)
+        # A "w/ ours" method reuses its baseline's map of this image; scoped to the item, so
+        # the maps held stay bounded however large the dataset.
+        with reuse_maps():
+            for name in pending:
+                t0 = time.perf_counter()
+                e = explain(image, target=target, model=adapter, config=self.configs[name])
+                seconds = time.perf_counter() - t0
+                ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
+                                  seed=self.cfg.seed)
+                passes0 = scorer.forward_passes if scorer else 0
+                t1 = time.perf_counter()
+                values, skipped = self._score(e, ctx, scorer)
+                yield name, make_record(
+                    item, self.methods[name], e, predicted, values, skipped,
+                    explain_seconds=seconds, metric_seconds=time.perf_counter() - t1,
+                    metric_passes=(scorer.forward_passes - passes0) if scorer else 0)
+
+    def _score(self, e, ctx, scorer) -> tuple[dict[str, Any], dict[str, str]]:
+        from .metrics import MetricSkipped
+
+        values: dict[str, Any] = {}
+        skipped: dict[str, str] = {}
+        for metric in self.metric_objs:
+            if metric.needs_model and scorer is None:
+                skipped[metric.name] = "needs a model score"
+                continue
+            try:
+                values.update(metric.evaluate(e, ctx))
+            except MetricSkipped as exc:
+                skipped[metric.name] = str(exc)
+                _note(self.notes, f"{metric.name} skipped for some items: {exc}")
+        return values, skipped
+
+
+def make_record(item: DataItem, method: MethodSpec, e: Any, predicted: str | None,
+                values: dict[str, Any], skipped: dict[str, str], *, explain_seconds: float,
+                metric_seconds: float, metric_passes: int) -> dict:
+    """The record schema of results.jsonl (the runner adds ``item`` and ``task``)."""
+    return {
+        "image": item.image, "text": item.text, "label": item.label, "method": method.name,
+        "base_method": method.base, "mask": item.mask, "predicted": predicted,
+        "correct": (predicted == item.text) if predicted is not None else None,
+        "n_regions": e.n_regions, "explain_seconds": explain_seconds,
+        "metric_seconds": metric_seconds, "curve_score": e.curve_score,
+        "explain_forward_passes": e.forward_passes, "metric_forward_passes": metric_passes,
+        "metrics": values, "skipped": skipped,
+    }
+
+
+# -- the run --------------------------------------------------------------------------------
+
+@dataclass
+class EvalSummary:
+    out: Path
+    records: list[dict]
+    new: int
+    skipped: int            # (item, method) pairs already done by an earlier run
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    bad: list[BadItem] = field(default_factory=list)  # items skipped: unreadable or missing
+
+
+def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = "smdl",
+                     metrics: str | Sequence[str] = DEFAULT_METRICS, *, model: Any = None,
+                     out: str | os.PathLike = "evaluation", config: Any = None,
+                     score: str = "probability", steps: int = 20, fill: str = "black",
+                     limit: int | None = None, progress: Callable[[int, int], None] | None = None,
+                     metric_options: dict[str, dict] | None = None, plots: bool = True,
+                     overwrite: bool = False) -> EvalSummary:
+    """Run each method on each manifest line, score it with each metric, write the results.
+
+    `config` is an `ExplainConfig` (or YAML path) for the explainers; `model` a spec or an
+    Adapter (the config's model otherwise). `score`, `steps` and `fill` set how the model-based
+    metrics score perturbed images. `overwrite` discards earlier results in `out` (only the
+    files evaluate writes). Returns every record of `out` (old and new).
+    """
+    from .adapters import Adapter
+    from .config import ExplainConfig, load_config
+
+    t_start = time.perf_counter()
+    _check_options(score, fill, steps, limit)
     cfg = (config if isinstance(config, ExplainConfig)
            else load_config(config) if config else ExplainConfig())
     method_specs = [parse_method(m) for m in _split_names(methods)]
     if not method_specs:
         raise InputError("no method given: --methods smdl,gradcam,...")
-    metric_names = _split_names(metrics)
-    if not metric_names:
-        raise InputError("no metric given: --metrics insertion,deletion,...")
-    options = metric_options or {}
-    curve_opts = {"steps": steps, "fill": fill}
-    metric_objs = []
-    for name in metric_names:
-        opts = dict(options.get(name, {}))
-        if name in ("insertion", "deletion", "highest_confidence"):
-            opts = {**curve_opts, **opts}
-        metric_objs.append(make_metric(name, **opts))
-    items = read_manifest(dataset)
-    root = Path(dataset)
-    if limit is not None:
-        items = items[:limit]
-
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    metric_objs = build_metrics(metrics, steps, fill, metric_options)
+    data = read_dataset(dataset, need=("text",))
+    items, bad = _limit(data.items, data.bad, limit)
     spec = model.spec if isinstance(model, Adapter) else (model or cfg.model)
-    run_settings = {"model": spec, "score": score, "steps": steps, "fill": fill,
-                    "metrics": {m.name: m.settings() for m in metric_objs},
-                    "config": {k: v for k, v in cfg.replace(model=spec).to_dict().items()
-                               if k not in ("method", "batch_size", "device", "dtype")}}
-    _check_run_settings(out_dir, run_settings)
-
-    results_path = _results_path(out_dir)
-    _repair_tail(results_path)
-    distributed.wait_for_everyone()  # every results file repaired before anyone reads them
-    done = {_key(r) for r in read_results(out_dir)}
-    todo = [(it, m) for it in items for m in method_specs
-            if (it.image, it.text, m.name) not in done]
-    skipped = len(items) * len(method_specs) - len(todo)
-    distributed.wait_for_everyone()  # the same `done` everywhere before anyone appends
-    # Shard what is left rather than the manifest, so a resumed run keeps every process busy.
-    mine = set(shard(list(dict.fromkeys(it for it, _ in todo))))
-    todo = [(it, m) for it, m in todo if it in mine]
-    notes: list[str] = []
-    adapter = None
-    if progress is not None:
-        progress(0, len(todo))
-    new = 0
-    by_item: dict[Item, list[MethodSpec]] = {}
-    for it, m in todo:
-        by_item.setdefault(it, []).append(m)
-    # Items are sharded, so each process explains its own images with whole search steps;
-    # a "w/ ours" method reuses its baseline's map of the same image.
-    from .explainers._common import reuse_maps
-
-    with distributed.items_sharded(), reuse_maps():
-        for it, specs in by_item.items():
-            if adapter is None:
-                adapter = model if isinstance(model, Adapter) else load_adapter(
-                    spec, cfg.device, cfg.dtype)
-            image = np.array(load_image(root / it.image))  # writable: torch warns on read-only arrays
-            mask = _load_mask(root / it.mask, image.shape[:2]) if it.mask else None
-            target = Target.from_text(it.text)
-            scorer = None
-            predicted = None
-            try:
-                scorer = TargetScore(adapter, target, score=score, vocabulary=cfg.vocabulary,
-                                     batch_size=cfg.batch_size)
-                from .metrics import image_tensor
-
-                pred = scorer.predict(image_tensor(image, adapter.device)[None])
-                predicted = pred[0] if pred else None
-            except InputError as exc:
-                if any(m.needs_model for m in metric_objs):
-                    _note(notes, f"model-based metrics skipped: {exc}")
-            for m in specs:
-                mcfg = cfg.replace(method=m.method, division=m.division, model=spec)
-                validate(mcfg)
-                t0 = time.perf_counter()
-                e = explain(image, target=target, model=adapter, config=mcfg)
-                seconds = time.perf_counter() - t0
-                ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
-                                  seed=cfg.seed)
-                passes0 = scorer.forward_passes if scorer else 0
-                values: dict[str, Any] = {}
-                skipped_metrics: dict[str, str] = {}
-                t1 = time.perf_counter()
-                for metric in metric_objs:
-                    if metric.needs_model and scorer is None:
-                        skipped_metrics[metric.name] = "needs a model score"
-                        continue
-                    try:
-                        values.update(metric.evaluate(e, ctx))
-                    except MetricSkipped as exc:
-                        skipped_metrics[metric.name] = str(exc)
-                        _note(notes, f"{metric.name} skipped for some items: {exc}")
-                record = {
-                    "image": it.image, "text": it.text, "label": it.label, "method": m.name,
-                    "base_method": m.base, "mask": it.mask, "predicted": predicted,
-                    "correct": (predicted == it.text) if predicted is not None else None,
-                    "n_regions": e.n_regions, "explain_seconds": seconds,
-                    "metric_seconds": time.perf_counter() - t1,
-                    "explain_forward_passes": e.forward_passes,
-                    "metric_forward_passes": (scorer.forward_passes - passes0) if scorer else 0,
-                    "metrics": values, "skipped": skipped_metrics,
-                }
-                append_record(results_path, record)
-                new += 1
-                if progress is not None:
-                    progress(new, len(todo))
-    # Sharded runs: every process's records are on disk before the main one writes the reports.
-    distributed.wait_for_everyone()
-    new = sum(distributed.gather_items([new]))
-    records = read_results(out_dir)
+    work = _ItemEvaluator(model, spec, cfg, method_specs, metric_objs, score)
+    folder = RunFolder(out, "evaluate", run_settings(spec, cfg, score, steps, fill, metric_objs),
+                       records=Path(RESULTS).stem, outputs=REPORT_FILES, overwrite=overwrite,
+                       record_key=_key)
+    result = run_items(folder, items, [m.name for m in method_specs], work, progress=progress)
+    bad = bad + result.bad
+    records = folder.log.read()
+    if not records:
+        # nothing evaluated and nothing on disk: one line, and no folder left behind
+        raise InputError(f"no image of {dataset} could be evaluated: {len(bad)} skipped, e.g. "
+                         f"{bad[0].describe()}" if bad else f"{dataset}: nothing to evaluate")
+    notes = work.notes
+    if bad:
+        _note(notes, f"{len(bad)} unreadable or missing image(s) skipped; listed in "
+                     f"{folder.path('summary.md')}")
     if distributed.is_main_process():
-        write_reports(out_dir, records, plots=plots)
-    return EvalSummary(out_dir, records, new, skipped, notes, time.perf_counter() - t_start)
+        folder.mark()
+        write_reports(folder.out, records, plots=plots, bad=bad, settings=folder.settings)
+    return EvalSummary(folder.out, records, result.new, result.done_before, notes,
+                       time.perf_counter() - t_start, bad)
 
 
 def _note(notes: list[str], text: str) -> None:
@@ -318,66 +350,30 @@ def _load_mask(path: Path, hw: tuple[int, int]) -> np.ndarray:
     try:
         with Image.open(path) as img:
             m = np.asarray(img.convert("L")) > 127
-    except OSError as exc:
-        raise InputError(f"cannot read mask {path}: {exc}") from None
+    except Exception as exc:  # any unreadable mask skips its item, not the run
+        raise ItemError(f"cannot read mask {path}: {exc}") from None
     if m.shape != tuple(hw):
-        raise InputError(f"mask {path} is {m.shape[1]}x{m.shape[0]}, its image {hw[1]}x{hw[0]}")
+        raise ItemError(f"mask {path} is {m.shape[1]}x{m.shape[0]}, its image {hw[1]}x{hw[0]}")
     return m
-
-
-def _check_run_settings(out: Path, settings: dict) -> None:
-    path = out / RUN_FILE
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            old = None
-        if old is not None and old != json.loads(json.dumps(settings)):
-            diff = sorted(k for k in set(old) | set(settings)
-                          if old.get(k) != json.loads(json.dumps(settings.get(k))))
-            raise InputError(f"{out} holds results made with other settings ({', '.join(diff)}); "
-                             "use another --out, or the same settings to resume")
-    else:
-        atomic_write(path, json.dumps(settings, indent=2) + "\n")
 
 
 # -- the results file -----------------------------------------------------------------------
 
 def _key(record: dict) -> tuple:
-    return tuple(record.get(k) for k in _KEY_FIELDS)
+    # Records written before the runner carry no "item": derive it from their fields.
+    item = record.get("item") or manifest_key(str(record.get("image")), record.get("text"),
+                                              record.get("mask"), record.get("label"))
+    return item, record.get("task") or record.get("method")
 
 
 def append_record(path: Path, record: dict) -> None:
     """Append one JSON line and fsync it before returning, so it survives a crash."""
-    line = json.dumps(record, separators=(",", ":")) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _repair_tail(path: Path) -> None:
-    # A kill mid-write can leave a partial last line; cut it so the next append starts clean.
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    append_line(path, record)
 
 
 def read_results(out: str | os.PathLike) -> list[dict]:
     """Every complete record in `out` (all processes' files); partial lines are ignored."""
-    records: dict[tuple, dict] = {}
-    for path in sorted(Path(out).glob("results*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                records[_key(rec)] = rec
-    return list(records.values())
+    return RecordLog(out, Path(RESULTS).stem, _key).read()
 
 
 def scalar_columns(records: Iterable[dict]) -> list[str]:
@@ -438,10 +434,20 @@ def markdown_table(stats: dict[str, dict[str, tuple]], columns: Sequence[str],
     return "\n".join(lines) + "\n"
 
 
-def write_reports(out: Path, records: list[dict], plots: bool = True) -> None:
-    """results.csv (one row per image × method), summary.md (mean ± std), curves.png, bars.png."""
+def write_reports(out: Path, records: list[dict], plots: bool = True,
+                  bad: Sequence[BadItem] = (), settings: dict | None = None) -> None:
+    """results.csv (one row per image × method), summary.md (mean ± std, skipped items),
+    curves.png, bars.png. `settings` (run.json's, read from `out` when not given) name the
+    score and fill in the plots' axis labels."""
+    out = Path(out)
+    if settings is None:
+        try:
+            settings = json.loads((out / RUN_FILE).read_text(encoding="utf-8")).get("settings")
+        except (OSError, ValueError, AttributeError):
+            settings = None
+    settings = settings if isinstance(settings, dict) else {}
     cols = scalar_columns(records)
-    fixed = ["image", "text", "label", "method", "predicted", "correct", "n_regions",
+    fixed = ["image", "text", "label", "mask", "method", "predicted", "correct", "n_regions",
              "explain_seconds", "metric_seconds", "explain_forward_passes", "metric_forward_passes"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -451,19 +457,56 @@ def write_reports(out: Path, records: list[dict], plots: bool = True) -> None:
     atomic_write(out / "results.csv", buf.getvalue())
     stats = summarise(records, cols)
     skipped = sorted({f"{k}: {v}" for r in records for k, v in r.get("skipped", {}).items()})
+    n_items = len({_key(r)[0] for r in records})
     text = ["# Evaluation summary", "",
-            f"{len(records)} records, {len({(r['image'], r['text']) for r in records})} items, "
+            f"{len(records)} records, {n_items} items, "
             f"methods {', '.join(method_order(records))}. Mean ± std over items.", ""]
     if cols:
         text.append(markdown_table(stats, cols))
     if skipped:
         text += ["Skipped metrics:", ""] + [f"- {s}" for s in skipped] + [""]
+    if bad:
+        text += [f"Skipped items: {len(bad)} (unreadable or missing; not evaluated, retried by "
+                 "the next run)", ""] + [f"- {b.describe()}" for b in bad] + [""]
     atomic_write(out / "summary.md", "\n".join(text) + "\n")
     if plots and records:
-        _plots(out, records, stats, cols)
+        _plots(out, records, stats, cols, settings)
 
 
-def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None:
+_SCORE_NAMES = {"probability": "target probability (softmax over the vocabulary)",
+                "cosine": "cosine similarity to the target",
+                "logit": "target logit (logit scale × cosine)"}
+_FILL_NAMES = {"black": "black", "blur": "a blurred copy", "mean": "the mean colour"}
+
+
+def curve_axis_labels(metric: str, settings: dict, curve_score: str | None = None
+                      ) -> tuple[str, str]:
+    """(x label, y label) of a metric's curve: which fraction of which pixels, which score."""
+    deletion = metric.startswith("deletion")
+    if metric.endswith("_region"):
+        x = (f"fraction of pixels {'removed' if deletion else 'revealed'}, "
+             "whole regions in the explainer's order")
+        y = _SCORE_NAMES.get(curve_score or "", f"target {curve_score or 'score'}") + \
+            " (explainer's own curve)"
+        return x, y
+    fill = _FILL_NAMES.get(settings.get("fill", "black"), settings.get("fill", "black"))
+    x = (f"fraction of pixels {'removed' if deletion else 'revealed'}, most salient first "
+         f"({'removed' if deletion else 'hidden'} = {fill})")
+    return x, _SCORE_NAMES.get(settings.get("score", "probability"), "target score")
+
+
+def clipped_errors(means: Sequence[float], stds: Sequence[float], lows: Sequence[float],
+                   highs: Sequence[float]) -> np.ndarray:
+    """(2, n) asymmetric error bars: mean ± std cut at the range the values can take (the
+    smallest and largest per-item value), so no bar runs outside the metric's range."""
+    m, s = np.asarray(means, float), np.asarray(stds, float)
+    lo = np.clip(m - s, np.asarray(lows, float), None)
+    hi = np.clip(m + s, None, np.asarray(highs, float))
+    return np.nan_to_num(np.stack([m - lo, hi - m]).clip(min=0.0))
+
+
+def _plots(out: Path, records: list[dict], stats: dict, cols: list[str],
+           settings: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -471,6 +514,7 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None
 
     from .metrics import auc, mean_curve
 
+    settings = settings or {}
     curve_metrics = [m for m in ("insertion", "deletion", "insertion_region", "deletion_region")
                      if any(f"{m}_curve" in r["metrics"] for r in records)]
     if curve_metrics:
@@ -482,9 +526,12 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None
         colour = {b: cmap(i % cmap.N) for i, b in enumerate(bases)}
         legend_rows = -(-len(methods) // 2)
         fig, axes = plt.subplots(1, len(curve_metrics),
-                                 figsize=(4.5 * len(curve_metrics), 3.4 + 0.13 * legend_rows),
+                                 figsize=(5.2 * len(curve_metrics), 3.8 + 0.13 * legend_rows),
                                  dpi=100, squeeze=False)
         for ax, m in zip(axes[0], curve_metrics):
+            scores = {r.get("curve_score") for r in records if f"{m}_curve" in r["metrics"]}
+            xlabel, ylabel = curve_axis_labels(m, settings, scores.pop() if len(scores) == 1
+                                               else None)
             for method in methods:
                 curves = [(r["metrics"][f"{m}_x"], r["metrics"][f"{m}_curve"]) for r in records
                           if r["method"] == method and f"{m}_curve" in r["metrics"]]
@@ -492,11 +539,12 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None
                     x, y = mean_curve(curves)
                     ax.plot(x, y, color=colour[base[method]],
                             linestyle="--" if base[method] != method else "-",
-                            label=f"{method} ({auc(x, y):.3f})")
-            ax.set_title(f"{m} (dataset-mean curve)")
-            ax.set_xlabel("fraction of pixels")
-            ax.set_ylabel("score")
-            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                            label=f"{method} (AUC {auc(x, y):.3f})")
+            ax.set_title(f"{m}: dataset-mean curve", fontsize=10)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.set_xlim(0, 1)
+            ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2),
                       frameon=False)
         fig.tight_layout()
         _save_fig(fig, out / "curves.png")
@@ -505,18 +553,29 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str]) -> None
         methods = list(stats)
         ncols = min(4, len(cols))
         nrows = -(-len(cols) // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), dpi=100,
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.6 * nrows), dpi=100,
                                  squeeze=False)
         for ax in axes.ravel()[len(cols):]:
             ax.axis("off")
         for ax, c in zip(axes.ravel(), cols):
             means = [stats[m][c][0] for m in methods]
             stds = [stats[m][c][1] for m in methods]
-            ax.bar(range(len(methods)), means, yerr=stds, capsize=3, color="tab:blue")
+            lows, highs = [], []
+            for m in methods:
+                v = [r["metrics"][c] for r in records if r["method"] == m
+                     and isinstance(r["metrics"].get(c), (int, float))]
+                lows.append(min(v) if v else math.nan)
+                highs.append(max(v) if v else math.nan)
+            ax.bar(range(len(methods)), means, yerr=clipped_errors(means, stds, lows, highs),
+                   capsize=3, color="tab:blue")
             ax.set_xticks(range(len(methods)))
             ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=7)
             ax.set_title(c + _direction(c), fontsize=9)
-        fig.tight_layout()
+            ax.set_ylabel(f"mean {c} over items", fontsize=8)
+        fig.tight_layout(rect=(0, 0.06 / nrows, 1, 1))
+        fig.text(0.5, 0.01, "bars: mean over items; whiskers: ± 1 std, cut at the smallest and "
+                 "largest item value (never outside the metric's range)", ha="center",
+                 va="bottom", fontsize=8)
         _save_fig(fig, out / "bars.png")
         plt.close(fig)
 
@@ -528,4 +587,5 @@ def _save_fig(fig, path: Path) -> None:
 
 __all__ = ["Item", "MethodSpec", "EvalSummary", "read_manifest", "parse_method", "shard",
            "evaluate_dataset", "read_results", "append_record", "summarise", "markdown_table",
-           "write_reports", "MmattrError"]
+           "write_reports", "build_metrics", "run_settings", "make_record", "curve_axis_labels",
+           "clipped_errors", "MmattrError"]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,8 @@ class Explanation:
     timings: dict[str, float] = field(default_factory=dict)
     #: the image file it was made from, when there was one
     source: str | None = None
+    #: SHA-256 of that file's bytes (what "already done" compares, with the settings)
+    image_sha256: str | None = None
 
     @property
     def n_regions(self) -> int:
@@ -55,7 +54,8 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         """Everything but the arrays, JSON-ready."""
         return {
-            "mmattr_version": self.version, "image": self.source, "method": self.method,
+            "mmattr_version": self.version, "image": self.source,
+            "image_sha256": self.image_sha256, "method": self.method,
             "model": self.model,
             "target": self.target, "division": self.settings.get("division"),
             "n_regions": self.n_regions, "order": self.order,
@@ -68,41 +68,32 @@ class Explanation:
             "settings": self.settings,
         }
 
-    def save(self, out_dir: str | Path, top_k: int = 5) -> Path:
-        """Write every result file into `out_dir` atomically: all of them, or none.
+    def save(self, out_dir: str | Path, top_k: int = 5, key: str | None = None) -> Path:
+        """Write every result file into `out_dir`.
 
-        Files are written into a temporary sibling folder that then replaces `out_dir`, so an
-        interrupted run never leaves a partial folder behind.
+        `out_dir` must be new, empty or an earlier mmattr result (its marker file says so);
+        anything else raises `InputError` and nothing is written. Files are written into a
+        temporary folder inside it, then moved into place; the marker records `key` (what
+        "already done" compares) once all of them are there. See `mmattr.outdir`.
         """
-        from .viz import save_curves, save_overlay
+        from .outdir import write_result
 
-        out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        def fill(tmp: Path) -> list[str]:
+            from .viz import save_curves, save_overlay
+
             np.save(tmp / "attribution.npy", self.attribution.astype(np.float32))
             np.save(tmp / "regions.npy", self.regions.astype(np.int32))
             save_overlay(tmp / "overlay.png", self.image, self.attribution, self.regions,
-                         self.order[:top_k])
+                         self.order[:top_k], title=self.target.get("label", ""))
             save_curves(tmp / "curves.png", self)
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-            _replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+            return list(RESULT_FILES)
+
+        return write_result(out_dir, fill, key, files=RESULT_FILES)
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
-    if dst.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
-        os.replace(dst, old / dst.name)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
+def is_complete(out_dir: str | Path, key: str | None = None) -> bool:
+    """`out_dir` holds a finished mmattr result (with this key, when one is given)."""
+    from .outdir import is_complete as complete
 
-
-def is_complete(out_dir: str | Path) -> bool:
-    out = Path(out_dir)
-    return all((out / name).is_file() for name in RESULT_FILES)
+    return complete(out_dir, key)

@@ -399,15 +399,28 @@ def make_search(name: str, **options: Any) -> Search:
     return SEARCHES.get(name)(**options)
 
 
+#: each search's options → the ExplainConfig setting that carries it (the one mapping: the
+#: config builds a search from it, and `config_changes` turns ``lazy:batch=8`` into settings)
+SEARCH_OPTIONS: dict[str, dict[str, str]] = {
+    "stochastic": {"epsilon": "search_epsilon", "seed": "seed"},
+    "lazy": {"batch": "search_batch"},
+    "bidirectional": {"shortlist": "search_shortlist"},
+}
+
+
 def search_from_config(config: Any) -> Search:
     """The Search an ExplainConfig asks for, with its options (seed, epsilon, batch, ...)."""
-    name = config.search
-    options: dict[str, Any] = {}
-    if name == "stochastic":
-        options = {"epsilon": getattr(config, "search_epsilon", 0.01),
-                   "seed": getattr(config, "seed", 0)}
-    elif name == "lazy":
-        options = {"batch": getattr(config, "search_batch", 2)}
-    elif name == "bidirectional":
-        options = {"shortlist": getattr(config, "search_shortlist", 8)}
-    return make_search(name, **options)
+    fields = SEARCH_OPTIONS.get(config.search, {})
+    return make_search(config.search, **{opt: getattr(config, f) for opt, f in fields.items()})
+
+
+def config_changes(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``("lazy", {"batch": 8})`` → ``{"search": "lazy", "search_batch": 8}``: the settings that
+    make `search_from_config` build that search; an option the search lacks is an error."""
+    SEARCHES.get(name)
+    fields = SEARCH_OPTIONS.get(name, {})
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise InputError(f"search {name!r} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(sorted(fields)) or 'none'}")
+    return {"search": name, **{fields[k]: v for k, v in options.items()}}

@@ -2,74 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections import OrderedDict
 
 import torch
 
-from ..errors import InputError
-from ..registry import Registry
-from .base import Adapter
+from .base import (ADAPTERS, Adapter, AdapterFamily, list_adapters, register_adapter,
+                   resolve_device, split_spec)
 
 
-@dataclass(frozen=True)
-class AdapterFamily:
-    """A registered model family: how to build an adapter from the part of the spec after ':'."""
+class AdapterCache:
+    """Loaded adapters by (family, argument, device, dtype), least recently used dropped first.
 
-    name: str
-    factory: Callable[..., Adapter]
-    syntax: str
-    extra: str | None
-    requires: tuple[str, ...]
-    help: str
-    #: the command that installs what `requires` names, when it is not a pip extra of mmattr
-    install: str | None = None
+    An explicit object with a bound: `load_adapter` uses the module's `DEFAULT_CACHE` (at most
+    `maxsize` models in memory, 2 by default); pass ``cache=AdapterCache(...)`` to own one, or
+    ``cache=None`` to load afresh. A cached adapter is returned as it is: the cache never
+    changes its attributes.
+    """
 
+    def __init__(self, maxsize: int = 2) -> None:
+        if maxsize < 0:
+            raise ValueError("maxsize must be >= 0")
+        self.maxsize = int(maxsize)
+        self._items: OrderedDict[tuple, Adapter] = OrderedDict()
 
-ADAPTERS: Registry[AdapterFamily] = Registry("model family")
-_CACHE: dict[tuple, Adapter] = {}
+    def get_or_load(self, key: tuple, load) -> Adapter:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        adapter = load()
+        if self.maxsize:
+            self._items[key] = adapter
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return adapter
 
+    def clear(self) -> None:
+        self._items.clear()
 
-def register_adapter(name: str, *, syntax: str, help: str, extra: str | None = None,
-                     requires: tuple[str, ...] = (), install: str | None = None) -> Callable:
-    """Register a factory ``f(arg: str, device: torch.device, dtype: str) -> Adapter``."""
-
-    def decorator(factory: Callable[..., Adapter]) -> Callable[..., Adapter]:
-        ADAPTERS.register(name, help=help)(AdapterFamily(name, factory, syntax, extra, requires,
-                                                         help, install))
-        return factory
-
-    return decorator
-
-
-def list_adapters() -> list[str]:
-    return ADAPTERS.names()
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available")
-    if device.split(":")[0] not in ("cpu", "cuda", "mps"):
-        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
+    def __len__(self) -> int:
+        return len(self._items)
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    """``hf:/a/b`` → (``hf``, ``/a/b``); ``demo`` → (``demo``, ``'')."""
-    if not spec or not spec.strip():
-        raise InputError("the model spec is empty; try --model demo")
-    name, _, arg = spec.partition(":")
-    return name.strip(), arg.strip()
+#: the cache `load_adapter` uses unless given another; bounded, see `AdapterCache`
+DEFAULT_CACHE = AdapterCache(maxsize=2)
+_DEFAULT = object()
 
 
 def load_adapter(spec: str | Adapter = "demo", device: str | torch.device = "auto",
-                 dtype: str = "auto") -> Adapter:
-    """Load (once; later calls reuse it) the adapter a spec names.
+                 dtype: str = "auto", *, cache: AdapterCache | None = _DEFAULT) -> Adapter:  # type: ignore[assignment]
+    """Load the adapter a spec names; the bounded `DEFAULT_CACHE` (or `cache`) reuses models.
 
     >>> adapter = load_adapter("demo")            # the embedded demo CLIP
     >>> adapter = load_adapter("hf:/models/clip")  # any transformers CLIP folder or hub id
@@ -77,21 +58,29 @@ def load_adapter(spec: str | Adapter = "demo", device: str | torch.device = "aut
     if isinstance(spec, Adapter):
         return spec
     name, arg = split_spec(spec)
+    if name not in ADAPTERS and ("/" in name or "\\" in name):
+        raise InputError(f"unknown model family in {spec!r}: a hub id or a folder needs its family "
+                         f"first, e.g. --model hf:{spec} (or hf-classifier:{spec} for a classifier)")
     family = ADAPTERS.get(name)
     dev = resolve_device(device)
     key = (name, arg, str(dev), dtype)
-    if key not in _CACHE:
+
+    def load() -> Adapter:
         adapter = family.factory(arg, device=dev, dtype=dtype)
-        adapter.spec = spec
-        _CACHE[key] = adapter
-    return _CACHE[key]
+        adapter.spec = spec  # named at construction only; a cached adapter is never changed
+        return adapter
+
+    if cache is _DEFAULT:
+        cache = DEFAULT_CACHE
+    return load() if cache is None else cache.get_or_load(key, load)
 
 
 from . import classifier, demo, hf, imagebind, openclip, torch_module  # noqa: E402,F401  (register the built-in families)
 from .torch_module import from_module  # noqa: E402
 
-__all__ = ["Adapter", "AdapterFamily", "ADAPTERS", "register_adapter", "list_adapters",
-           "load_adapter", "resolve_device", "list_model_families", "from_module"]
+__all__ = ["Adapter", "AdapterCache", "AdapterFamily", "ADAPTERS", "DEFAULT_CACHE",
+           "register_adapter", "list_adapters", "load_adapter", "resolve_device",
+           "list_model_families", "from_module", "split_spec"]
 
 
 def list_model_families() -> list[dict]:

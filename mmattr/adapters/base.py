@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
+from ..registry import Registry
 from ..targets import Target
 from ..vocabulary import DEFAULT_TEMPLATES
-from ._preprocess import Preprocess
+from ..preprocess import Preprocess
 
 
 class Adapter(ABC):
@@ -148,3 +150,59 @@ def autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
     if dtype not in _DTYPES:
         raise ModelError(f"unknown dtype {dtype!r}; use fp32, fp16 or bf16")
     return _DTYPES[dtype] if device.type != "cpu" else None
+
+
+# -- the registry of model families ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class AdapterFamily:
+    """A registered model family: how to build an adapter from the part of the spec after ':'."""
+
+    name: str
+    factory: Callable[..., Adapter]
+    syntax: str
+    extra: str | None
+    requires: tuple[str, ...]
+    help: str
+    #: the command that installs what `requires` names, when it is not a pip extra of mmattr
+    install: str | None = None
+
+
+ADAPTERS: Registry[AdapterFamily] = Registry("model family")
+
+
+def register_adapter(name: str, *, syntax: str, help: str, extra: str | None = None,
+                     requires: tuple[str, ...] = (), install: str | None = None) -> Callable:
+    """Register a factory ``f(arg: str, device: torch.device, dtype: str) -> Adapter``."""
+
+    def decorator(factory: Callable[..., Adapter]) -> Callable[..., Adapter]:
+        ADAPTERS.register(name, help=help)(AdapterFamily(name, factory, syntax, extra, requires,
+                                                         help, install))
+        return factory
+
+    return decorator
+
+
+def list_adapters() -> list[str]:
+    return ADAPTERS.names()
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is available")
+    if device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``hf:/a/b`` → (``hf``, ``/a/b``); ``demo`` → (``demo``, ``'')."""
+    if not spec or not spec.strip():
+        raise InputError("the model spec is empty; try --model demo")
+    name, _, arg = spec.partition(":")
+    return name.strip(), arg.strip()

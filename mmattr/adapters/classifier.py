@@ -18,9 +18,8 @@ from torch import nn
 
 from ..errors import ModelError
 from ..targets import Target
-from ..vocabulary import register_model_vocabulary
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 from .hf import load_pretrained
 
@@ -72,7 +71,8 @@ class LinearHeadAdapter(Adapter):
         for i, n in enumerate(names):  # ImageNet labels list synonyms: "tench, Tinca tinca"
             for part in n.split(","):
                 self._synonyms.setdefault(part.strip().lower(), i)
-        self.default_vocabulary = register_model_vocabulary(vocab_key, names)
+        # its own class list is its default vocabulary: `load_vocabulary` reads `class_names`
+        self.default_vocabulary = vocab_key
 
     # -- embeddings -------------------------------------------------------------------------
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 
 from ..demo_model.zoo import MODEL_DIRS
 from ..errors import ModelError
-from . import register_adapter
+from .base import register_adapter
 from .base import Adapter
 
 

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 import torch
 
 from ..errors import ModelError
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 
 #: seconds to wait for the hub before calling a hub id unreachable (transformers itself
@@ -88,6 +88,43 @@ def load_pretrained(loader, ident: str, what: str, family: str = "hf"):
         raise ModelError(f"cannot load {what} from {local}: {first}") from None
 
 
+def _embedding_rows(model, text_cfg) -> int | None:
+    """Rows of the text tower's token embedding table (None when it cannot be found)."""
+    text = getattr(model, "text_model", None)
+    emb = getattr(getattr(text, "embeddings", None), "token_embedding", None)
+    if emb is None:
+        try:
+            emb = model.get_input_embeddings()
+        except (AttributeError, NotImplementedError):
+            emb = None
+    rows = getattr(emb, "num_embeddings", None)
+    if rows is None:
+        rows = getattr(text_cfg, "vocab_size", None)
+    return int(rows) if rows else None
+
+
+def warn_long_prompts(tokenizer, prompts: Sequence[str], limit: int) -> None:
+    """One warning for prompts the text tower will see cut to its `limit` tokens."""
+    import warnings
+
+    from ..errors import MmattrWarning
+
+    lengths = [len(ids) for ids in tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]]
+    if lengths and max(lengths) > limit:
+        warnings.warn(f"the prompt is {max(lengths)} tokens long, over the model's limit of "
+                      f"{limit} tokens; only its first {limit} tokens are used",
+                      MmattrWarning, stacklevel=3)
+
+
+def check_token_ids(ids: torch.Tensor, rows: int | None) -> None:
+    """A tokenizer that yields ids beyond the embedding table is a broken checkpoint: say so in
+    one line instead of an IndexError deep in the model."""
+    if rows is not None and ids.numel() and int(ids.max()) >= rows:
+        raise ModelError(f"the tokenizer yields token id {int(ids.max())} but the text model's "
+                         f"embedding table has {rows} rows: the checkpoint's tokenizer and "
+                         "model do not match; use the tokenizer saved with the model")
+
+
 # Kept under its old name for callers of the first version.
 _load = load_pretrained
 
@@ -149,6 +186,7 @@ class HFAdapter(Adapter):
         self.default_vocabulary = default_vocabulary
         text_cfg = getattr(model.config, "text_config", model.config)
         self._max_len = int(getattr(text_cfg, "max_position_embeddings", 77))
+        self._vocab_size = _embedding_rows(model, text_cfg)
         # SigLIP was trained on max-length padded text; its embeddings change with the padding.
         self._pad = "max_length" if "siglip" in self.model_type else True
         vis = getattr(model.config, "vision_config", None)
@@ -176,8 +214,10 @@ class HFAdapter(Adapter):
 
     @torch.inference_mode()
     def encode_texts(self, prompts: Sequence[str]) -> torch.Tensor:
+        warn_long_prompts(self.tokenizer, prompts, self._max_len)
         tok = self.tokenizer(list(prompts), padding=self._pad, truncation=True,
                              max_length=self._max_len, return_tensors="pt")
+        check_token_ids(tok["input_ids"], self._vocab_size)
         # Only what the text tower takes (some tokenizers add token_type_ids).
         params = inspect.signature(self.model.get_text_features).parameters
         tok = {k: v.to(self.device) for k, v in tok.items() if k in params}

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from ..errors import InputError, ModelError
 from ..targets import Target
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 
 VISION, TEXT, AUDIO = "vision", "text", "audio"

@@ -14,8 +14,8 @@ from typing import Sequence
 import torch
 
 from ..errors import ModelError
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 from .hf import _hub_reachable, _offline
 

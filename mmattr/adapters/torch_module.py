@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError, ModelError
-from . import register_adapter
-from ._preprocess import Preprocess
+from .base import register_adapter
+from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
 from .classifier import LinearHeadAdapter, last_linear
 
@@ -38,6 +38,20 @@ def make_preprocess(size: int | tuple[int, int] = 224, mean: Sequence[float] = I
     hw = (size, size) if isinstance(size, int) else tuple(size)
     return Preprocess(shortest_edge=int(resize or min(hw)), resize_hw=None, crop_hw=hw,  # type: ignore[arg-type]
                       mean=tuple(mean), std=tuple(std), resample=resample)  # type: ignore[arg-type]
+
+
+def module_token_grid(module: nn.Module, input_hw: tuple[int, int]) -> tuple[int, int, int] | None:
+    """(rows, cols, prefix tokens) of a ViT module's patch tokens: timm's ``patch_embed.grid_size``
+    and ``num_prefix_tokens``, or a transformers ``config.patch_size``; None for CNNs."""
+    grid = getattr(getattr(module, "patch_embed", None), "grid_size", None)
+    if grid is not None:
+        return int(grid[0]), int(grid[1]), int(getattr(module, "num_prefix_tokens", 1))
+    config = getattr(module, "config", None)
+    patch = getattr(getattr(config, "vision_config", config), "patch_size", None)
+    if not patch:
+        return None
+    ph, pw = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    return input_hw[0] // ph, input_hw[1] // pw, 1
 
 
 class TorchClassifierAdapter(LinearHeadAdapter):
@@ -71,6 +85,9 @@ class TorchClassifierAdapter(LinearHeadAdapter):
 
     def vision_module(self) -> nn.Module:
         return self.module
+
+    def token_grid(self) -> tuple[int, int, int] | None:
+        return module_token_grid(self.module, self.preprocess.output_hw)
 
 
 class TorchEncoderAdapter(Adapter):
@@ -109,6 +126,9 @@ class TorchEncoderAdapter(Adapter):
     def vision_module(self) -> nn.Module:
         return self.module
 
+    def token_grid(self) -> tuple[int, int, int] | None:
+        return module_token_grid(self.module, self.preprocess.output_hw)
+
 
 def from_module(module: nn.Module, preprocess: Preprocess | None = None, *,
                 kind: str = "classifier", size: int | tuple[int, int] = 224,
@@ -124,7 +144,7 @@ def from_module(module: nn.Module, preprocess: Preprocess | None = None, *,
     text tower. Preprocessing: `preprocess`, or resize + centre crop to `size` with `mean`
     and `std`.
     """
-    from . import resolve_device
+    from .base import resolve_device
 
     dev = resolve_device(device)
     pre = preprocess or make_preprocess(size, mean, std)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -11,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import MmattrError
+from ..errors import MmattrError, MmattrWarning
 
 console = Console(stderr=True)
+#: results (the summary a user may pipe or capture) go to stdout; messages and progress to stderr
+stdout = Console(soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -29,7 +32,10 @@ def one_line_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", MmattrWarning)  # each message once
+                warnings.showwarning = _warning_line
+                return fn(*args, **kwargs)
         except MmattrError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
@@ -39,6 +45,13 @@ def one_line_errors(fn: Callable) -> Callable:
             fail("out of memory; lower --batch-size or --regions")
 
     return wrapper
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, MmattrWarning):
+        console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:  # other libraries' warnings, as Python shows them
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def relaunch_if_asked(num_processes: int) -> None:
@@ -59,9 +72,13 @@ def relaunch_if_asked(num_processes: int) -> None:
 
 @contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar driven by a callback (done, total)."""
-    if not enabled or not sys.stderr.isatty():
+    """A rich progress bar driven by a callback (done, total); plain lines on stderr when no
+    terminal is attached (see `progress_lines`)."""
+    if not enabled:
         yield lambda done, total: None
+        return
+    if not sys.stderr.isatty():
+        yield progress_lines(description)
         return
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -75,3 +92,35 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[i
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+#: with no terminal: the first progress line after this many seconds, then one per interval
+PROGRESS_LINE_SECONDS = 5.0
+
+
+def progress_lines(description: str, interval: float | None = None,
+                   clock: Callable[[], float] | None = None) -> Callable[[int, int], None]:
+    """A progress callback printing ``DESCRIPTION: done/total (pct%), elapsed`` on stderr at
+    most once per `interval` seconds (a log or a pipe gets a heartbeat, a quick run stays
+    quiet), and a last line at completion once any line was printed."""
+    import time
+
+    every = PROGRESS_LINE_SECONDS if interval is None else interval
+    now = clock or time.monotonic
+    start = now()
+    state = {"last": start, "printed": False}
+
+    def update(done: int, total: int) -> None:
+        t = now()
+        finished = bool(total) and done >= total
+        if t - state["last"] < every and not (finished and state["printed"]):
+            return
+        if finished and state["printed"] == "final":
+            return
+        state["last"] = t
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        of = f"/{total}" if total else ""
+        print(f"{description}: {done}{of}{pct}, {t - start:.0f} s", file=sys.stderr, flush=True)
+        state["printed"] = "final" if finished else True
+
+    return update

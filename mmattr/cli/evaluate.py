@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 
@@ -13,13 +15,17 @@ from ._common import console, one_line_errors, progress_bar, relaunch_if_asked
 
 @one_line_errors
 def evaluate(
-    dataset: Path = typer.Argument(..., help="Dataset folder holding manifest.jsonl."),
+    dataset: Path = typer.Argument(..., help="Dataset folder: manifest.jsonl, or one subfolder "
+                                                "of images per class (ImageFolder)."),
     methods: str = typer.Option("smdl", "--methods", "-m",
                                 help="Comma-separated methods: smdl, gradcam, ...; "
                                      "smdl+prior:gradcam (or gradcam+ours) is SMDL over gradcam's prior division."),
     metrics: str = typer.Option("insertion,deletion,pointing,energy_pointing,iou", "--metrics",
                                 help="Comma-separated metrics: " + ", ".join(list_metrics()) + "."),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Output folder; rerun to resume."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Discard earlier results in OUT (only the files evaluate "
+                                        "writes) and start again."),
     model: Optional[str] = typer.Option(None, help="Model spec, e.g. demo or hf:FOLDER."),
     score: str = typer.Option("probability", help="Metric score: probability, cosine or logit."),
     steps: int = typer.Option(20, help="Insertion/deletion steps (pixel-level)."),
@@ -38,7 +44,8 @@ def evaluate(
                                       help="Shard the images over N processes (accelerate)."),
 ) -> None:
     """Explain every manifest line with each method, score each metric, write results.jsonl,
-    results.csv, summary.md and plots into OUT. A rerun skips the work already done."""
+    results.csv, summary.md and plots into OUT. A rerun skips the work already done; an
+    unreadable image is skipped and listed in summary.md."""
     from ..config import ExplainConfig, load_config
     from ..distributed import is_main_process
     from ..evaluate import evaluate_dataset
@@ -48,17 +55,30 @@ def evaluate(
     cfg = (load_config(config) if config else ExplainConfig()).replace(
         division=division, regions=regions, search=search, vocabulary=vocabulary,
         batch_size=batch_size, device=device, seed=seed)
-    with progress_bar("evaluate", enabled=is_main_process()) as progress:
+    with _progress(is_main_process()) as progress:
         summary = evaluate_dataset(dataset, methods, metrics, model=model, out=out, config=cfg,
                                    score=score, steps=steps, fill=fill, limit=limit,
-                                   progress=progress, plots=not no_plots)
+                                   progress=progress, plots=not no_plots, overwrite=overwrite)
     if not is_main_process():
         return
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
-    console.print(f"{summary.new} new, {summary.skipped} already done, "
+    bad = f"{len(summary.bad)} items skipped (unreadable), " if summary.bad else ""
+    console.print(f"{summary.new} new, {summary.skipped} already done, {bad}"
                   f"{len(summary.records)} records in {summary.seconds:.1f} s → "
                   f"{summary.out / 'summary.md'}", highlight=False)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    # A bar on a terminal; a line every few seconds in logs and pipes, so a long run is not silent.
+    if enabled and not sys.stderr.isatty():
+        from ..runner import ProgressLines
+
+        yield ProgressLines("evaluate", interval=10.0, unit="explanations")
+        return
+    with progress_bar("evaluate", enabled=enabled) as progress:
+        yield progress
 
 
 def register(app: typer.Typer) -> None:

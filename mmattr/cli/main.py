@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from ._common import console, one_line_errors, progress_bar, relaunch_if_asked
+from ._common import console, one_line_errors, progress_bar, relaunch_if_asked, stdout
 
 app = typer.Typer(name="mmattr", add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -46,7 +46,7 @@ def explain(
     search: Optional[str] = typer.Option(None, help="SMDL search: exact, lazy, stochastic or bidirectional (see configs/explain.yaml)."),
     score: Optional[str] = typer.Option(None, help="Consistency/collaboration score: cosine or probability."),
     vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities: a file (one per line), 'imagenet' or 'shapes'."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default explanations/IMAGE_STEM)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: new, empty or an earlier mmattr result (default explanations/IMAGE.METHOD.TARGET)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     dtype: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16 (autocast on GPU)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward pass."),
@@ -54,6 +54,7 @@ def explain(
     sam_model: Optional[str] = typer.Option(None, "--sam-model", help="vit_b, vit_l or vit_h."),
     layer: Optional[str] = typer.Option(None, help="CAM methods: the layer to use (module path)."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and searches."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Divide and search larger images on a copy with this long side (default 1024); maps come back full size."),
     config: Optional[Path] = typer.Option(None, help="YAML settings (see configs/explain.yaml)."),
     overwrite: bool = typer.Option(False, help="Redo an output folder that is already complete."),
     num_processes: int = typer.Option(1, "--num-processes",
@@ -71,31 +72,40 @@ def explain(
         model=model, method=method, division=division, regions=regions, search=search,
         score=score, vocabulary=vocabulary, device=device, dtype=dtype, batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
-        layer=layer, seed=seed)
+        layer=layer, seed=seed, max_side=max_side)
     from ..api import default_out_dir
     from ..distributed import is_main_process, process_out_dir
 
     # Under `accelerate launch` every process runs this; each search step is split across
     # them and only the main process writes and prints.
     main_process = is_main_process()
+    from ..explanation import RESULT_FILES
+    from ..outdir import check_out_dir
+
+    out = out or default_out_dir(image, target, cfg)
+    check_out_dir(out, RESULT_FILES)  # before any work, on every process alike
     with progress_bar(f"{cfg.method} explanation", enabled=main_process) as progress, \
-            process_out_dir(out or default_out_dir(image)) as where:
+            process_out_dir(out) as where:
         result, out_dir = explain_to_dir(image, target, where, config=cfg, overwrite=overwrite,
                                          progress=progress)
     if not main_process:
         return
     if result is None:
-        console.print(f"{out_dir} already holds this explanation; --overwrite redoes it")
+        stdout.print(f"{out_dir} already holds this explanation; --overwrite redoes it",
+                     highlight=False, soft_wrap=True)
         return
     _summary(result, out_dir)
 
 
 def _summary(e, out_dir: Path) -> None:
+    from rich.markup import escape
+
     # Pixel-map baselines have no region ordering; say what they are instead of "0 regions".
     where = (f"{e.settings['division']} {e.n_regions} regions" if e.order else "pixel map")
     top = f"top regions {', '.join(str(r) for r in e.order[:5])}\n" if e.order else ""
-    console.print(
-        f"[bold]{e.target['label']}[/] · {e.method} · model {e.model['spec']} · {where}\n{top}"
+    label = e.target["label"] if len(e.target["label"]) <= 60 else e.target["label"][:59] + "…"
+    stdout.print(
+        f"[bold]{escape(label)}[/] · {e.method} · model {e.model['spec']} · {where}\n{top}"
         f"insertion AUC {e.insertion_auc:.4f} · deletion AUC {e.deletion_auc:.4f} ({e.curve_score})\n"
         f"{e.forward_passes} forward passes in {e.seconds:.1f} s → {out_dir}", highlight=False)
 
@@ -110,7 +120,10 @@ def models() -> None:
 
     from ..adapters import list_model_families
 
+    # Specs are single long words: fold them at any character, never cut them with "…".
     table = Table("family", "spec", "extra", "installed", "what")
+    for column in table.columns:
+        column.overflow = "fold"
     for row in list_model_families():
         table.add_row(*(escape(str(cell)) for cell in (  # spec syntax holds [optional] parts
             row["name"], row["syntax"], row["extra"] or "-",
@@ -166,6 +179,7 @@ def dataset_shapes(
     """Export a seeded synthetic shapes dataset in the manifest format."""
     from ..datasets.shapes import export_dataset
     from ..errors import InputError
+    from ..outdir import check_dataset_dir, mark_dataset
 
     lo, _, hi = objects.partition("-")
     try:
@@ -174,13 +188,17 @@ def dataset_shapes(
         raise InputError(f"--objects {objects!r}: give N or MIN-MAX, e.g. 1-3") from None
     if not 1 <= n_objects[0] <= n_objects[1] <= 36:
         raise InputError(f"--objects {objects!r}: counts must satisfy 1 <= MIN <= MAX <= 36")
+    check_dataset_dir(out)  # never writes over a file or into a folder of someone else's
     path = export_dataset(out, n_scenes=n, seed=seed, size=size, n_objects=n_objects, world=world)
+    mark_dataset(out)
     console.print(f"{n} scenes → {path}")
 
 
 from .evaluate import register as _register_evaluate  # noqa: E402  (`mmattr evaluate`)
 
 _register_evaluate(app)
+from .audit import register as _register_audit  # noqa: E402  (`mmattr audit`)
+_register_audit(app)
 from .represent import register as _register_represent  # noqa: E402  (`mmattr represent`)
 _register_represent(app)
 

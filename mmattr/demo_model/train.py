@@ -8,7 +8,7 @@ adapters treat it exactly like a hub checkpoint of the same family.
 Why these architectures: a ViT learns shape slowly from scratch on two CPU cores, a convolutional
 tower learns it in minutes. ALIGN is the transformers dual encoder with a convolutional image
 tower (EfficientNet blocks) read by ``AutoModel`` with ``get_image_features`` /
-``get_text_features``; ResNet is the plainest convolutional classifier read by
+``get_text_features``; RegNet-X is a plain ReLU convolutional classifier read by
 ``AutoModelForImageClassification``, with ReLU stages after every layer an explainer may read.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmattr.adapters._preprocess import Preprocess
+from mmattr.preprocess import Preprocess
 from mmattr.datasets.shapes import (BACKGROUNDS, COLORS, SHAPES, background_phrase, captions,
                                     render_scene)
 
@@ -40,7 +40,7 @@ TEMPLATES: tuple[str, ...] = ("{}", "a photo of {}.", "an image of {}.", "a pict
 KINDS = ("clip", "biased", "classifier")
 _MEAN = [0.48145466, 0.4578275, 0.40821073]
 _STD = [0.26862954, 0.26130258, 0.27577711]
-_SIZES = {"clip": 96, "biased": 96, "classifier": 96}
+_SIZES = {"clip": 96, "biased": 96, "classifier": 64}
 _MIN_VISIBLE = 0.5  # below this share of its pixels an object is no longer "in" the image
 _SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 
@@ -135,18 +135,21 @@ def build_clip(tokenizer, image_size: int = 96):
     return AlignModel(config)
 
 
-def build_classifier(image_size: int = 96):
-    """A four-stage ResNet (basic blocks, 16-128 channels) over the 36 captions."""
-    from transformers import ResNetConfig, ResNetForImageClassification
+def build_classifier(image_size: int = 64):
+    """A four-stage RegNet-X (ReLU, grouped 3x3 convolutions) over the 36 captions.
+
+    RegNet's stem downsamples only twice (ResNet's 7x7 convolution and max-pool: four times), so
+    the first stage still sees the small shapes at half the input resolution."""
+    from transformers import RegNetConfig, RegNetForImageClassification
 
     names = captions()
-    config = ResNetConfig(num_channels=3, embedding_size=24, hidden_sizes=[32, 64, 96, 128],
-                          depths=[1, 1, 2, 1], layer_type="basic", hidden_act="relu",
-                          downsample_in_first_stage=False, num_labels=len(names),
-                          id2label={i: n for i, n in enumerate(names)},
+    config = RegNetConfig(num_channels=3, embedding_size=24, hidden_sizes=[32, 64, 128, 192],
+                          depths=[1, 1, 2, 1], groups_width=16, layer_type="x",
+                          hidden_act="relu", downsample_in_first_stage=False,
+                          num_labels=len(names), id2label={i: n for i, n in enumerate(names)},
                           label2id={n: i for i, n in enumerate(names)})
     config.image_size = image_size
-    return ResNetForImageClassification(config)
+    return RegNetForImageClassification(config)
 
 
 def _drop_mask(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -363,8 +366,9 @@ def train(out_dir: Path, kind: str = "clip", seed: int = 0, steps: int = 1500,
         "templates": list(TEMPLATES) if kind != "classifier" else [],
         "train_seconds": round(train_seconds, 1), "threads": threads,
         "torch": torch.__version__,
-        "command": f"mmattr demo-model train --kind {kind} --out {out_dir} --seed {seed} "
-                   f"--steps {steps} --batch-size {batch_size}",
+        "command": f"python -m mmattr.demo_model.train --kind {kind} --out {out_dir} "
+                   f"--seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} "
+                   f"--threads {threads}",
     }
     if world == "biased":
         summary["planted_rule"] = ("every training scene that holds a star lies on a striped "

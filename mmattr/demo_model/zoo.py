@@ -4,7 +4,7 @@
   image tower and a BERT-style text tower), trained on the clean world.
 - ``demo-biased``: the same architecture trained on the biased world (every star on stripes,
   stripes nowhere else), a planted flaw that an audit must find.
-- ``demo-classifier``: a transformers ResNet image classifier over the 36 captions, the setting of
+- ``demo-classifier``: a transformers RegNet-X image classifier over the 36 captions, the setting of
   Representative Interpretations.
 
 Every checkpoint is a plain transformers folder read by ``AutoModel`` /

@@ -23,13 +23,16 @@ from .._version import __version__
 from ..adapters.base import Adapter
 from ..errors import InputError
 from ..explanation import Explanation
-from ..metrics import auc
-from ..objective import target_match
+from ..metrics.base import auc
+from ..ranking import pixel_rank
+from ..metrics.curves import PIXEL_CURVE_STEPS, perturbation_curve
+from ..metrics.scoring import TargetScore
+from ..metrics.scoring import image_tensor as pixels_tensor
 from ..targets import Target
 from .base import Explainer, ProgressFn
 
-#: steps of the pixel-level curves of baseline maps (Xplique's default)
-CURVE_STEPS = 10
+#: steps of the pixel-level curves of baseline maps: the insertion / deletion metrics' default
+CURVE_STEPS = PIXEL_CURVE_STEPS
 
 
 @dataclass
@@ -60,9 +63,8 @@ def cosine(emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1] on the device."""
-    img = torch.from_numpy(np.array(image, copy=True))  # a read-only array (PIL) cannot back a tensor.to(device)
-    return img.permute(2, 0, 1)[None].float() / 255.0
+    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1], composed on the device."""
+    return pixels_tensor(image, device)[None]
 
 
 def to_image_space(cam: torch.Tensor, adapter: Adapter, hw: tuple[int, int]) -> torch.Tensor:
@@ -118,40 +120,16 @@ def score_masked(image: torch.Tensor, masks: torch.Tensor, adapter: Adapter,
     return torch.cat(out)
 
 
-def _vocabulary(config, target: Target, adapter: Adapter, target_emb: torch.Tensor):
-    from .smdl import resolve_vocabulary
-
-    names, index, source = resolve_vocabulary(config.vocabulary, target, adapter)
-    if names is None:
-        return None, None, source
-    with torch.inference_mode():
-        appended = source.endswith("+ target")
-        vocab = adapter.class_embeddings(names[:-1] if appended else names).float()
-        if appended:
-            vocab = torch.cat([vocab, target_emb[None].to(vocab.device)])
-    return vocab.clone(), index, source
-
-
-def pixel_curves(image: np.ndarray, attribution: np.ndarray, adapter: Adapter,
-                 match: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
+def pixel_curves(image: np.ndarray, attribution: np.ndarray, scorer: TargetScore,
                  steps: int = CURVE_STEPS) -> tuple[list[float], list[float], list[float]]:
-    """Pixel-level insertion and deletion curves of a map (the same ones for every baseline).
-
-    Pixels are ranked by attribution (ties: first in raster order); step k reveals (insertion,
-    from black) or removes (deletion, to black) the top k/steps of them. Returns x, ins, dele.
+    """Pixel-level insertion and deletion curves of a map: the ``insertion`` / ``deletion``
+    metrics' own `perturbation_curve` (black fill, `CURVE_STEPS` steps), so the AUCs written
+    into explanation.json equal those metrics for the same map and score. Returns x, ins, dele.
     """
-    dev = adapter.device
-    h, w = attribution.shape
-    rank = np.empty(h * w, np.int64)
-    rank[np.argsort(-attribution.ravel(), kind="stable")] = np.arange(h * w)
-    rank_t = torch.from_numpy(rank.reshape(h, w)).to(dev)
-    counts = torch.tensor([round(k * h * w / steps) for k in range(steps + 1)], device=dev)
-    keep = (rank_t[None] < counts[:, None, None]).float()  # (steps+1, H, W)
-    img = image_tensor(image, dev)
-    both = score_masked(img, torch.cat([keep, 1 - keep]), adapter,
-                        lambda e: match(F.normalize(e.float(), dim=-1)), batch_size)
-    x = (counts.float() / (h * w)).tolist()
-    return x, both[:steps + 1].tolist(), both[steps + 1:].tolist()
+    dev = scorer.adapter.device
+    x, ins = perturbation_curve(scorer, image, attribution, "insertion", steps, "black", device=dev)
+    _, dele = perturbation_curve(scorer, image, attribution, "deletion", steps, "black", device=dev)
+    return x.tolist(), ins.tolist(), dele.tolist()
 
 
 _MAP_CACHE: dict | None = None  # a dict only inside `reuse_maps()`
@@ -216,21 +194,16 @@ class MapExplainer(Explainer):
         t_attr = time.perf_counter()
         attribution = np.asarray(result.attribution, np.float32)
 
-        vocab, index, source = _vocabulary(cfg, target, adapter, target_emb)
-        curve_score = "probability" if vocab is not None else "cosine"
-        logits_fn = getattr(adapter, "logits", None) if vocab is not None else None
-
-        def match(emb: torch.Tensor) -> torch.Tensor:
-            kwargs = {"logits_fn": logits_fn} if logits_fn is not None else {}
-            return target_match(emb, curve_score, target_emb, vocab, index, adapter.logit_scale,
-                                **kwargs)
-
-        x, ins, dele = pixel_curves(image, attribution, adapter, match, cfg.batch_size)
+        # probability over the vocabulary when there is one, else cosine (as SMDL's curves)
+        scorer = TargetScore(adapter, target, score="auto", vocabulary=cfg.vocabulary,
+                             batch_size=cfg.batch_size)
+        curve_score, source = scorer.score, scorer.vocabulary_source
+        x, ins, dele = pixel_curves(image, attribution, scorer)
         seconds = time.perf_counter() - t0
 
         if result.regions is not None and result.region_values is not None:
             regions = result.regions.astype(np.int32)
-            order = [int(i) for i in np.argsort(-result.region_values, kind="stable")]
+            order = [int(i) for i in np.argsort(pixel_rank(result.region_values))]
             scores = [float(result.region_values[i]) for i in order]
         else:  # a pixel map has no regions: one label, no ordering
             regions, order, scores = np.zeros(image.shape[:2], np.int32), [], []
@@ -243,7 +216,7 @@ class MapExplainer(Explainer):
             settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": source,
                       "method_settings": result.settings,
                       "curve": {"kind": "pixel", "steps": CURVE_STEPS, "fill": "black",
-                                "score": curve_score, "forward_passes": 2 * (CURVE_STEPS + 1)}},
+                                "score": curve_score, "forward_passes": scorer.forward_passes}},
             version=__version__,
             timings={"attribute": t_attr - t0, "curves": seconds - (t_attr - t0),
                      "total": seconds})

@@ -5,9 +5,12 @@ to the model input, min-max again), so maps agree with it on the same network; t
 that. It runs on the device with no per-channel Python loop. The map over the model input is
 then mapped back onto the original image (zero outside the model's crop).
 
-The layer is picked automatically (the first layer norm of the last transformer block, or the
-last module with a 4-D output for CNNs) and can be named with ``layer`` (a module path;
-negative indices such as ``vision_model.encoder.layers.-1.layer_norm1`` are allowed).
+Everything model-specific comes from the adapter contract: the image tower is
+`Adapter.vision_module()` and a ViT's token grid `Adapter.token_grid()`, so CAM works on every
+family that exposes them (hf, openclip, classifiers, ``torch:`` modules). The layer is picked
+automatically (the first layer norm of the last transformer block, or the last module with a
+4-D output for CNNs) and can be named with ``layer`` (a module path inside the tower, or in the
+adapter's whole model; negative indices such as ``encoder.layers.-1.layer_norm1`` are allowed).
 """
 
 from __future__ import annotations
@@ -31,11 +34,29 @@ _BLOCK_NORM = re.compile(r"(?:^|\.)(?:layers?|blocks|resblocks)\.(\d+)\."
 
 
 def torch_model(adapter: Adapter) -> nn.Module:
-    model = getattr(adapter, "model", None)
+    """The adapter's image tower (`Adapter.vision_module`), the module CAM hooks into."""
+    model = adapter.vision_module()
     if not isinstance(model, nn.Module):
-        raise ModelError(f"CAM methods need a torch model inside the adapter; {adapter.spec!r} "
-                         "has none (use saliency, ig, rise, lime, kernelshap or hsic)")
+        raise ModelError(f"CAM methods need a torch model of the image tower (Adapter.vision_module); "
+                         f"{adapter.spec!r} exposes none (use saliency, ig, rise, lime, "
+                         "kernelshap or hsic)")
     return model
+
+
+def resolve_layer(adapter: Adapter, path: str) -> nn.Module:
+    """A layer by path inside `vision_module()`; a path from the adapter's whole model (as
+    ``vision_model.encoder.layers.-1.layer_norm1`` for a transformers CLIP) works too."""
+    tower = torch_model(adapter)
+    try:
+        return get_layer(tower, path)
+    except InputError:
+        whole = getattr(adapter, "model", None)
+        if isinstance(whole, nn.Module) and whole is not tower:
+            try:
+                return get_layer(whole, path)
+            except InputError:
+                pass
+        raise
 
 
 def get_layer(model: nn.Module, path: str) -> nn.Module:
@@ -96,32 +117,20 @@ def auto_layer(model: nn.Module, adapter: Adapter) -> str:
     return order[-1]
 
 
-def _patch_grid(model: nn.Module, input_hw: tuple[int, int]) -> tuple[int, int] | None:
-    config = getattr(model, "config", None)
-    config = getattr(config, "vision_config", config)
-    patch = getattr(config, "patch_size", None)
-    if patch is None:
-        embed = getattr(model, "patch_embed", None)
-        grid = getattr(embed, "grid_size", None)
-        return tuple(grid) if grid is not None else None
-    ph, pw = (patch, patch) if isinstance(patch, int) else tuple(patch)
-    return input_hw[0] // ph, input_hw[1] // pw
-
-
-def as_grid(act: torch.Tensor, model: nn.Module, input_hw: tuple[int, int]) -> torch.Tensor:
-    """(B, C, h, w) stays; (B, T, C) tokens → (B, C, gh, gw), the grid from the model config
-    (input size / patch size), the leading class (and register) tokens dropped."""
+def as_grid(act: torch.Tensor, adapter: Adapter) -> torch.Tensor:
+    """(B, C, h, w) stays; (B, T, C) tokens → (B, C, gh, gw), the grid from the adapter's
+    `token_grid()`, the leading class (and register) tokens dropped."""
     if act.dim() == 4:
         return act
     if act.dim() != 3:
         raise ModelError(f"the CAM layer's output has shape {tuple(act.shape)}; "
                          "pick a convolutional or transformer-block layer with --layer")
-    grid = _patch_grid(model, input_hw)
+    grid = adapter.token_grid()
     if grid is None:
-        raise ModelError("the model config has no patch_size, so its token grid is unknown; "
-                         "pick a convolutional layer with --layer")
-    gh, gw = grid
-    extra = act.shape[1] - gh * gw
+        raise ModelError(f"model {adapter.spec!r} does not say its token grid "
+                         "(Adapter.token_grid); pick a convolutional layer with --layer")
+    gh, gw = grid[0], grid[1]
+    extra = act.shape[1] - gh * gw  # the prefix tokens (class, distillation, registers)
     if extra < 0:
         raise ModelError(f"the layer has {act.shape[1]} tokens, fewer than the {gh}×{gw} grid")
     return act[:, extra:].reshape(act.shape[0], gh, gw, act.shape[2]).permute(0, 3, 1, 2)
@@ -171,7 +180,7 @@ class _CAMExplainer(MapExplainer):
 
     def _layer(self, model: nn.Module, adapter: Adapter) -> tuple[str, nn.Module]:
         path = self.config.layer or auto_layer(model, adapter)
-        return path, get_layer(model, path)
+        return path, resolve_layer(adapter, path)
 
     def _input(self, image: np.ndarray, adapter: Adapter) -> torch.Tensor:
         img = torch.from_numpy(np.array(image, copy=True)).to(adapter.device)[None]
@@ -203,7 +212,7 @@ class _CAMExplainer(MapExplainer):
             score = cosine(adapter.forward_images(x), target_emb).sum()
             act = seen[-1]
             (grad,) = torch.autograd.grad(score, act)
-        return as_grid(act.detach(), model, hw), as_grid(grad, model, hw)
+        return as_grid(act.detach(), adapter), as_grid(grad, adapter)
 
     def _cam(self, pixels, target_emb, adapter, model, layer, hw, progress):
         raise NotImplementedError
@@ -257,7 +266,7 @@ class ScoreCAMExplainer(_CAMExplainer):
     def _cam(self, pixels, target_emb, adapter, model, layer, hw, progress):
         with torch.inference_mode(), capture(layer) as seen:
             adapter.encode_images(pixels)
-            act = as_grid(seen[-1].float(), model, hw)
+            act = as_grid(seen[-1].float(), adapter)
         channels = act.shape[1]
         # pytorch-grad-cam: UpsamplingBilinear2d (align_corners=True), then per-channel min-max.
         scores = []

@@ -20,24 +20,8 @@ from ..objective import SMDLObjective, target_match
 from ..regions import RegionStack
 from ..search import search_from_config
 from ..targets import Target
-from ..vocabulary import load_vocabulary
+from ..vocabulary import build_vocabulary, resolve_vocabulary  # noqa: F401  (old path)
 from .base import Explainer, ProgressFn, register_explainer
-
-
-def resolve_vocabulary(spec: str | None, target: Target, adapter: Adapter
-                       ) -> tuple[list[str] | None, int | None, str]:
-    """The class names for probability scores, the target's index among them, and their source.
-
-    A target missing from the vocabulary is appended to it, so its probability is defined.
-    """
-    source = spec or adapter.default_vocabulary
-    if source is None:
-        return None, None, "none"
-    names = load_vocabulary(source)
-    label = adapter.vocabulary_label(target)
-    if label in names:
-        return names, names.index(label), str(source)
-    return names + [label], len(names), f"{source} + target"
 
 
 @register_explainer("smdl")
@@ -53,15 +37,11 @@ class SMDLExplainer(Explainer):
         prior_passes = int(getattr(divider, "forward_passes", 0))
         t_divide = time.perf_counter()
 
-        names, target_index, vocab_source = resolve_vocabulary(cfg.vocabulary, target, adapter)
         with torch.inference_mode():
             target_emb = adapter.encode_target(target).to(adapter.device)
-            vocab_emb = None
-            if names is not None:
-                appended = vocab_source.endswith("+ target")
-                vocab_emb = adapter.class_embeddings(names[:-1] if appended else names)
-                if appended:
-                    vocab_emb = torch.cat([vocab_emb, target_emb[None]])
+            vocab = build_vocabulary(cfg.vocabulary, target, adapter, target_emb)
+            vocab_emb = vocab.embeddings if vocab is not None else None
+            target_index = vocab.target_index if vocab is not None else None
 
             stack = RegionStack(image, labels, adapter, batch_size=cfg.batch_size)
             # F(s_i) costs N passes; only the effectiveness term needs it.
@@ -97,8 +77,10 @@ class SMDLExplainer(Explainer):
             curve_score=curve_score, forward_passes=stack.forward_passes + prior_passes,
             seconds=seconds,
             method="smdl", model=adapter.describe(), target={**target.to_dict(), "label": target.label},
-            settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": vocab_source,
-                      "vocabulary_size": len(names) if names else 0, "target_index": target_index,
+            settings={**cfg.to_dict(), "model": adapter.spec,
+                      "vocabulary_source": vocab.source if vocab else "none",
+                      "vocabulary_size": len(vocab.names) if vocab else 0,
+                      "target_index": target_index,
                       "objective": objective.settings(), "search_settings": result.extra,
                       "division_settings": divider.settings(), "prior_forward_passes": prior_passes},
             version=__version__,

@@ -15,10 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..ranking import pixel_rank
 from .base import EvalContext, Metric, MetricSkipped, ScoreFn, auc, register_metric
 from .scoring import image_tensor
 
 FILLS = ("black", "blur", "mean")
+#: steps of the pixel-level insertion / deletion curves: the metrics' default, and the curves
+#: every explanation writes (so explanation.json's AUC equals the ``insertion`` metric)
+PIXEL_CURVE_STEPS = 20
 BUDGETS = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -34,15 +38,6 @@ def saliency_2d(saliency: np.ndarray | torch.Tensor, hw: tuple[int, int],
     if tuple(s.shape) != tuple(hw):
         s = F.interpolate(s[None, None], size=hw, mode="bilinear", align_corners=False)[0, 0]
     return torch.nan_to_num(s, nan=0.0)
-
-
-def pixel_rank(saliency: torch.Tensor) -> torch.Tensor:
-    """(H, W) → (H, W) long rank, 0 = most salient; ties keep raster order (deterministic)."""
-    flat = saliency.reshape(-1)
-    order = torch.argsort(flat, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(flat.numel(), device=flat.device)
-    return rank.view_as(saliency)
 
 
 def fill_image(image: torch.Tensor, fill: str) -> torch.Tensor:
@@ -67,7 +62,7 @@ def step_counts(n_pixels: int, steps: int) -> list[int]:
 
 def perturbation_curve(score_fn: ScoreFn, image: np.ndarray | torch.Tensor,
                        saliency: np.ndarray | torch.Tensor, mode: str = "insertion",
-                       steps: int = 20, fill: str = "black", chunk: int = 16,
+                       steps: int = PIXEL_CURVE_STEPS, fill: str = "black", chunk: int = 16,
                        device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-level insertion or deletion curve of any map: (x = fraction of pixels, scores).
 
@@ -144,7 +139,7 @@ def cached_curve(ctx: EvalContext, explanation, mode: str, steps: int, fill: str
 class _PixelCurve(Metric):
     mode = "insertion"
 
-    def __init__(self, steps: int = 20, fill: str = "black", **options: Any) -> None:
+    def __init__(self, steps: int = PIXEL_CURVE_STEPS, fill: str = "black", **options: Any) -> None:
         if fill not in FILLS:
             raise InputError(f"unknown fill {fill!r}; use {', '.join(FILLS)}")
         super().__init__(steps=int(steps), fill=fill, **options)
@@ -211,7 +206,8 @@ class HighestConfidence(Metric):
 
     higher_is_better = {f"highest_confidence@{b}": True for b in (25, 50, 75, 100)}
 
-    def __init__(self, steps: int = 20, fill: str = "black", budgets=BUDGETS, **options) -> None:
+    def __init__(self, steps: int = PIXEL_CURVE_STEPS, fill: str = "black", budgets=BUDGETS,
+                 **options) -> None:
         super().__init__(steps=int(steps), fill=fill, budgets=list(budgets), **options)
         self.steps, self.fill, self.budgets = int(steps), fill, tuple(budgets)
 

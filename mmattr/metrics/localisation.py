@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..ranking import top_fraction
 from .base import EvalContext, Metric, MetricSkipped, register_metric
 
 
@@ -52,11 +53,7 @@ def top_area(saliency: np.ndarray, fraction: float) -> np.ndarray:
     s = np.nan_to_num(np.asarray(saliency, np.float64))
     if not 0.0 <= fraction <= 1.0:
         raise InputError(f"an area fraction must be in [0, 1], got {fraction}")
-    k = int(round(fraction * s.size))
-    order = np.argsort(-s.ravel(), kind="stable")
-    out = np.zeros(s.size, bool)
-    out[order[:k]] = True
-    return out.reshape(s.shape)
+    return top_fraction(s, fraction)
 
 
 def top_k_iou(saliency: np.ndarray, mask: np.ndarray, k: float | None = None) -> float:

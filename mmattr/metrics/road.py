@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..ranking import pixel_rank
 from .base import EvalContext, Metric, MetricSkipped, ScoreFn, register_metric
 from .curves import fill_image, saliency_2d
 from .scoring import image_tensor
@@ -86,10 +87,7 @@ def _tie_broken_rank(saliency: np.ndarray, rng: np.random.Generator) -> np.ndarr
     lo, hi = float(s.min()), float(s.max())
     s = (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
     s = s + 1e-4 * rng.random(s.shape)  # the ROAD authors' random tie-breaker
-    order = np.argsort(-s.ravel(), kind="stable")
-    rank = np.empty(order.size, np.int64)
-    rank[order] = np.arange(order.size)
-    return rank.reshape(s.shape)
+    return pixel_rank(s)
 
 
 def road_curve(score_fn: ScoreFn, image: np.ndarray | torch.Tensor,

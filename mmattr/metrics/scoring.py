@@ -15,6 +15,8 @@ from ..adapters.base import Adapter
 from ..errors import InputError
 from ..objective import target_match
 from ..targets import Target
+from ..vocabulary import build_vocabulary
+from ..zeroshot import embed_images, predict
 
 SCORES = ("probability", "cosine", "logit")
 
@@ -22,13 +24,15 @@ SCORES = ("probability", "cosine", "logit")
 class TargetScore:
     """(B, 3, H, W) images in [0, 1] pixel space → (B,) scores, chunked by `batch_size`.
 
+    `score`: one of `SCORES`, or ``auto``: probability when a vocabulary exists, else cosine.
+
     Preprocessing (resize, crop, normalise) runs on the device, so callers hand over raw
     perturbed images at the image's own resolution. Counts the images it encodes.
     """
 
     def __init__(self, adapter: Adapter, target: Target | torch.Tensor, score: str = "probability",
                  vocabulary: str | None = None, batch_size: int = 64) -> None:
-        if score not in SCORES:
+        if score not in SCORES and score != "auto":
             raise InputError(f"unknown score {score!r}; use {', '.join(SCORES)}")
         self.adapter = adapter
         self.score = score
@@ -37,54 +41,46 @@ class TargetScore:
         self.names: list[str] | None = None
         self.target_index: int | None = None
         self.vocab_emb: torch.Tensor | None = None
+        self.vocabulary_source = "none"
         with torch.inference_mode():
             if isinstance(target, torch.Tensor):
                 self.target_emb = F.normalize(target.float().to(adapter.device), dim=0)
             else:
                 self.target_emb = adapter.encode_target(target).float().to(adapter.device)
                 self._vocabulary(target, vocabulary)
+        if score == "auto":  # as the explanations' curves: probability when there are classes
+            self.score = "probability" if self.vocab_emb is not None else "cosine"
         if score == "probability" and self.vocab_emb is None:
             raise InputError("the probability score needs a vocabulary (--vocabulary FILE, or a "
                              "model with a default one); use --score cosine otherwise")
 
     def _vocabulary(self, target: Target, spec: str | None) -> None:
-        from ..explainers.smdl import resolve_vocabulary
-
-        names, index, source = resolve_vocabulary(spec, target, self.adapter)
-        if names is None:
-            return
-        # Same construction as the SMDL explainer, so its curves and these metrics agree.
-        appended = source.endswith("+ target")
-        emb = self.adapter.class_embeddings(names[:-1] if appended else names).float()
-        if appended:
-            emb = torch.cat([emb, self.target_emb[None]])
-        self.names, self.target_index, self.vocab_emb = names, index, emb
+        # The explainers build theirs the same way, so their curves and these metrics agree.
+        vocab = build_vocabulary(spec, target, self.adapter, self.target_emb)
+        if vocab is not None:
+            self.names, self.target_index, self.vocab_emb = (vocab.names, vocab.target_index,
+                                                             vocab.embeddings)
+            self.vocabulary_source = vocab.source
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        pre = self.adapter.preprocess
-        outs = []
-        with torch.inference_mode():
-            for start in range(0, images.shape[0], self.batch_size):
-                chunk = images[start:start + self.batch_size].to(self.adapter.device)
-                self.forward_passes += chunk.shape[0]
-                with self.adapter.autocast():
-                    emb = self.adapter.encode_images(pre.normalize(pre.geometry(chunk.float())))
-                outs.append(F.normalize(emb.float(), dim=-1))
-        return torch.cat(outs)
+        """(B, 3, H, W) pixel-space images → (B, D) unit-norm embeddings, counted."""
+        def count(n: int) -> None:
+            self.forward_passes += n
+        return embed_images(self.adapter, images, self.batch_size, on_batch=count)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         emb = self.embed(images)
         if self.score == "logit":
             return self.adapter.logit_scale * (emb @ self.target_emb)
         return target_match(emb, self.score, self.target_emb, self.vocab_emb, self.target_index,
-                            self.adapter.logit_scale)
+                            self.adapter.logit_scale, self.adapter.logits)
 
     def predict(self, images: torch.Tensor) -> list[str] | None:
-        """Top-1 vocabulary entry of each image; None without a vocabulary."""
+        """Top-1 vocabulary entry of each image (`mmattr.zeroshot.predict`); None without a
+        vocabulary."""
         if self.vocab_emb is None or self.names is None:
             return None
-        top = (self.embed(images) @ self.vocab_emb.T).argmax(-1).tolist()
-        return [self.names[i] for i in top]
+        return predict(self.adapter, self.embed(images), self.vocab_emb).labels(self.names)
 
 
 def image_tensor(image: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

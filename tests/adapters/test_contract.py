@@ -95,3 +95,22 @@ def test_explain_end_to_end_through_the_cli(tiny_models, case, scene, tmp_path):
     attribution = np.load(out / "attribution.npy")
     assert attribution.shape == (48, 56)
     assert data["model"]["spec"] == tiny_models[case]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cam_runs_through_the_adapter_contract(tiny_models, case, scene):
+    """Grad-CAM on every family, ``torch:`` included: the tower is `vision_module()`, a ViT's
+    grid `token_grid()`; nothing reads a family's private attributes."""
+    import mmattr
+    from mmattr.image import load_image
+
+    adapter = _adapter(tiny_models, case)
+    if adapter.vision_module() is None:
+        pytest.skip(f"{case} hides its image tower")
+    target = (Target.from_options(class_name="1") if case in CLASSIFIERS
+              else Target.from_text("a red circle"))
+    image = load_image(scene)
+    e = mmattr.explain(image, target=target, model=adapter, method="gradcam")
+    assert e.attribution.shape == image.shape[:2]
+    assert np.isfinite(e.attribution).all() and e.attribution.max() > 0
+    assert e.settings["method_settings"]["layer"]

@@ -105,7 +105,7 @@ def test_classifier_class_by_index_name_or_synonym(tiny_models):
         torch.testing.assert_close(t, by[0])
     # an index target is named by its label, so the vocabulary does not hold it twice
     assert adapter.vocabulary_label(Target.from_options(class_name="2")) == "great white shark"
-    assert load_vocabulary(adapter.default_vocabulary) == adapter.class_names
+    assert load_vocabulary(adapter.default_vocabulary, adapter) == adapter.class_names
 
 
 def test_classifier_probability_explanation_uses_its_own_classes(tiny_models, scene, tmp_path):

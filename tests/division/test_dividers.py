@@ -9,7 +9,8 @@ import torch
 
 from mmattr.config import ExplainConfig
 from mmattr.datasets.shapes import render_scene
-from mmattr.division import (DivisionContext, PriorDivider, divider_from_config, make_divider,
+from mmattr.explainers.prior import PriorDivider
+from mmattr.division import (DivisionContext, divider_from_config, make_divider,
                              masks_to_labels, prior_labels)
 from mmattr.errors import InputError
 

@@ -17,7 +17,7 @@ from mmattr.adapters._preprocess import Preprocess
 from mmattr.adapters.base import Adapter
 from mmattr.config import ExplainConfig
 from mmattr.explainers import EXPLAINERS
-from mmattr.explainers._common import target_embedding
+from mmattr.explainers._common import CURVE_STEPS, target_embedding
 from mmattr.explainers.hsic import binary_lhs, hsic_scores
 from mmattr.explainers.perturbation import (kernel_shap_values, lime_kernel, shapley_samples,
                                             weighted_ridge)
@@ -71,6 +71,9 @@ class CNNAdapter(Adapter):
 
     def encode_texts(self, prompts):
         return torch.linspace(-1, 1, 6)[None].repeat(len(prompts), 1)
+
+    def vision_module(self):
+        return self.model
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +129,7 @@ def test_saliency_only_inside_the_hot_box(hotbox, gray_image):
     inside = np.zeros(gray_image.shape[:2], bool)
     inside[8:16, 16:24] = True
     assert np.all(e.attribution[inside] > 0) and np.all(e.attribution[~inside] == 0)
-    assert e.order == [] and e.curve_score == "cosine" and len(e.curve_x) == 11
+    assert e.order == [] and e.curve_score == "cosine" and len(e.curve_x) == CURVE_STEPS + 1
 
 
 def test_integrated_gradients_completeness(hotbox, gray_image):
@@ -169,7 +172,7 @@ def test_cam_equals_pytorch_grad_cam_on_vit(tiny_clip, name):
     t = target_embedding(tiny_clip, Target.from_text("a red circle"))
     pixels = explainer._input(image, tiny_clip)
     ours, info = explainer.cam_at_input(pixels, t, tiny_clip)
-    assert info["layer"] == "vision_model.encoder.layers.3.layer_norm1"
+    assert info["layer"] == "encoder.layers.3.layer_norm1"  # inside vision_module()
     cfg = tiny_clip.model.config.vision_config
     gh = gw = cfg.image_size // cfg.patch_size  # 8×8 here: nothing assumes 14×14
     reshape = lambda a: a[:, 1:].reshape(a.shape[0], gh, gw, a.shape[2]).permute(0, 3, 1, 2)  # noqa
@@ -321,7 +324,7 @@ def test_baselines_take_every_target_kind(tiny_clip, tmp_path, monkeypatch, name
     for target in targets:
         e = mmattr.explain(scene.image, model=tiny_clip, target=target, method=name, regions=9)
         assert e.attribution.shape == (48, 48) and np.isfinite(e.attribution).all()
-        assert np.ptp(e.attribution) > 0 and len(e.insertion_curve) == 11
+        assert np.ptp(e.attribution) > 0 and len(e.insertion_curve) == CURVE_STEPS + 1
     out = e.save(tmp_path / name)
     assert (out / "curves.png").is_file() and (out / "overlay.png").is_file()
 

@@ -1,0 +1,197 @@
+"""Output folders: never destructive, "already done" by content and settings, umask respected,
+interrupted runs cleaned up by the next one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mmattr.cli import app
+from mmattr.datasets.shapes import render_scene
+from mmattr.explanation import RESULT_FILES
+from mmattr.outdir import (MARKER, TMP_PREFIX, check_out_dir, default_out_dir, is_complete,
+                           read_marker)
+from mmattr.targets import Target
+
+runner = CliRunner()
+FAST = ["--division", "grid", "--regions", "4", "--search", "exact"]
+
+
+def run(cwd: Path, *args: str):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, ["explain", *args, *FAST])
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def scene(tmp_path) -> Path:
+    path = tmp_path / "scene.png"
+    Image.fromarray(render_scene(166, size=48).image).save(path)
+    return path
+
+
+def test_default_folder_per_target_and_method(scene, tmp_path):
+    first = run(tmp_path, str(scene), "--text", "a red circle")
+    second = run(tmp_path, str(scene), "--text", "a blue square")
+    third = run(tmp_path, str(scene), "--text", "a red circle", "--method", "gradcam")
+    assert first.exit_code == second.exit_code == third.exit_code == 0
+    folders = sorted(p.name for p in (tmp_path / "explanations").iterdir())
+    assert len(folders) == 3, folders
+    assert all(f.startswith("scene.") for f in folders)
+    assert any(".gradcam." in f for f in folders)
+    labels = {json.loads((tmp_path / "explanations" / f / "explanation.json").read_text())
+              ["target"]["label"] for f in folders}
+    assert labels == {"a red circle", "a blue square"}
+    # Same image, same target, same method → the same folder; any difference → another one.
+    red = Target.from_text("a red circle")
+    assert default_out_dir(scene, red, "smdl") == default_out_dir(scene, Target.from_text("a red circle"), "smdl")
+    assert default_out_dir(scene, red, "smdl") != default_out_dir(scene, Target.from_text("A red circle"), "smdl")
+
+
+def test_already_done_is_decided_by_content_not_path(scene, tmp_path):
+    out = tmp_path / "res"
+    assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out)).exit_code == 0
+    again = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out))
+    assert again.exit_code == 0 and "already holds" in again.output
+    old = json.loads((out / "explanation.json").read_text())
+    # The same path with other pixels is new work, not "already holds".
+    Image.fromarray(render_scene(7, size=48).image).save(scene)
+    edited = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out))
+    assert edited.exit_code == 0 and "already holds" not in edited.output, edited.output
+    new = json.loads((out / "explanation.json").read_text())
+    assert new["image_sha256"] != old["image_sha256"]
+    # Other settings are new work too; a copy of the image elsewhere is the same work.
+    other = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out), "--seed", "3")
+    assert other.exit_code == 0 and "already holds" not in other.output
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(scene.read_bytes())
+    same = run(tmp_path, str(copy), "--text", "a red circle", "--out", str(out), "--seed", "3")
+    assert same.exit_code == 0 and "already holds" in same.output
+
+
+def test_redo_keeps_user_files_and_cleans_stray_temp(scene, tmp_path):
+    out = tmp_path / "res"
+    assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out)).exit_code == 0
+    marker = read_marker(out)
+    assert marker["state"] == "complete" and sorted(marker["files"]) == sorted(RESULT_FILES)
+    (out / "my_notes.txt").write_text("mine\n")  # a user's file inside a result folder
+    stray = out / f"{TMP_PREFIX}abc123"
+    stray.mkdir()
+    (stray / "attribution.npy").write_bytes(b"half")
+    legacy = tmp_path / ".res.k2j4h5g6"  # what older versions left beside the folder
+    legacy.mkdir()
+    (legacy / "overlay.png").write_bytes(b"x")
+    theirs = tmp_path / ".res.notmine"  # not mmattr's pattern: left alone
+    theirs.mkdir()
+    again = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out))
+    assert "already holds" in again.output  # skipping still cleans up
+    assert not stray.exists() and not legacy.exists() and theirs.exists()
+    redo = run(tmp_path, str(scene), "--text", "a blue square", "--out", str(out))
+    assert redo.exit_code == 0, redo.output
+    assert (out / "my_notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*RESULT_FILES, MARKER, "my_notes.txt"])
+    assert json.loads((out / "explanation.json").read_text())["target"]["label"] == "a blue square"
+
+
+def test_empty_and_legacy_folders_are_usable(scene, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert check_out_dir(empty) == "empty"
+    assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(empty)).exit_code == 0
+    assert is_complete(empty)
+    # A folder an older version wrote (no marker, only its files) is recognised as mmattr's.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name in RESULT_FILES:
+        (legacy / name).write_bytes(b"old")
+    (legacy / "explanation.json").write_text(json.dumps({"mmattr_version": "0.0.1"}))
+    assert check_out_dir(legacy, RESULT_FILES) == "ours"
+    assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(legacy)).exit_code == 0
+    assert is_complete(legacy)
+    # An explanation.json not written by mmattr does not make a folder ours.
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "explanation.json").write_text("{}")
+    result = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(tmp_path / "fake"))
+    assert result.exit_code == 2 and (tmp_path / "fake" / "explanation.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("mask,dir_mode,file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
+                                                      (0o002, 0o775, 0o664)])
+def test_permissions_follow_the_umask(scene, tmp_path, mask, dir_mode, file_mode):
+    old = os.umask(mask)
+    try:
+        out = tmp_path / "a" / "res"
+        assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out)).exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == dir_mode
+    assert out.stat().st_mode & 0o777 == dir_mode
+    for p in out.iterdir():
+        assert p.stat().st_mode & 0o777 == file_mode, p.name
+
+
+def test_summary_on_stdout_and_long_prompt_warning(scene, tmp_path):
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(app, ["explain", str(scene), *FAST, "--text",
+                                          "a red circle " * 60, "--out", "o"])
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    assert "insertion AUC" in result.stdout and "insertion AUC" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    import re
+
+    assert "limit of 32 tokens" in warnings[0]
+    assert int(re.search(r"prompt is (\d+) tokens", warnings[0]).group(1)) >= 180  # 180 words
+    # The summary shows the start of the prompt, not 700 characters of it.
+    assert max(len(line) for line in result.stdout.splitlines()) < 160
+
+
+def test_progress_lines_without_a_terminal(monkeypatch, capsys):
+    from mmattr.cli import _common
+
+    ticks = iter([0.0, 1.0, 6.0, 7.0, 13.0, 14.0])
+    update = _common.progress_lines("smdl explanation", interval=5.0, clock=lambda: next(ticks))
+    for done in (1, 2, 3, 4, 5):
+        update(done, 5)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["smdl explanation: 2/5 (40%), 6 s", "smdl explanation: 4/5 (80%), 13 s",
+                     "smdl explanation: 5/5 (100%), 14 s"]
+    quiet = _common.progress_lines("x", interval=5.0, clock=iter([0.0, 1.0, 2.0]).__next__)
+    quiet(1, 2)
+    quiet(2, 2)
+    assert capsys.readouterr().err == ""  # a quick run stays quiet
+
+
+def test_models_wraps_specs_at_80_columns():
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    assert "…" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    # Every spec is there in full once the folded lines of its cell are joined.
+    from mmattr.adapters import list_model_families
+
+    cells: dict[str, str] = {}
+    family = None
+    for line in result.output.splitlines():
+        parts = [p.strip() for p in line.split("│")]
+        if len(parts) < 4:
+            continue
+        if parts[1]:
+            family = parts[1]
+            cells[family] = ""
+        if family:
+            cells[family] += parts[2]
+    for row in list_model_families():
+        assert cells[row["name"]].replace(" ", "") == row["syntax"].replace(" ", ""), row["name"]
