@@ -150,6 +150,31 @@ def finish_cam(cam: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
     return _minmax(cam.clamp(min=0))
 
 
+def gradcam_weights(grad: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) gradients → (B, C) Grad-CAM channel weights (spatial mean)."""
+    return grad.mean(dim=(2, 3))
+
+
+def gradcampp_weights(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) activations and gradients → (B, C) Grad-CAM++ weights (pytorch-grad-cam):
+    α = g² / (2g² + ΣA·g³ + ε), α = 0 where g = 0, weight = Σ α·ReLU(g)."""
+    g2 = grad ** 2
+    g3 = g2 * grad
+    sum_act = act.sum(dim=(2, 3), keepdim=True)
+    alpha = g2 / (2 * g2 + sum_act * g3 + 1e-6)
+    alpha = torch.where(grad != 0, alpha, torch.zeros_like(alpha))
+    return (grad.clamp(min=0) * alpha).sum(dim=(2, 3))
+
+
+def scorecam_masks(act: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """(C, h, w) activation channels → (C, H, W) input masks as pytorch-grad-cam makes them
+    (UpsamplingBilinear2d, align_corners=True, then per-channel min-max)."""
+    up = F.interpolate(act[None], size=hw, mode="bilinear", align_corners=True)[0]
+    lo = up.flatten(1).min(1).values[:, None, None]
+    hi = up.flatten(1).max(1).values[:, None, None]
+    return (up - lo) / (hi - lo + 1e-8)
+
+
 class _CAMExplainer(MapExplainer):
     """Shared path: model input, layer, activations (and gradients) of the target score."""
 
@@ -205,7 +230,7 @@ class GradCAMExplainer(_CAMExplainer):
 
     def _cam(self, pixels, target_emb, adapter, model, layer, hw, progress):
         act, grad = self._grads(pixels, target_emb, adapter, model, layer, hw)
-        weights = grad.mean(dim=(2, 3))
+        weights = gradcam_weights(grad)
         return (weights[:, :, None, None] * act).sum(1), 1
 
 
@@ -221,12 +246,7 @@ class GradCAMPlusPlusExplainer(_CAMExplainer):
 
     def _cam(self, pixels, target_emb, adapter, model, layer, hw, progress):
         act, grad = self._grads(pixels, target_emb, adapter, model, layer, hw)
-        g2 = grad ** 2
-        g3 = g2 * grad
-        sum_act = act.sum(dim=(2, 3), keepdim=True)
-        alpha = g2 / (2 * g2 + sum_act * g3 + 1e-6)
-        alpha = torch.where(grad != 0, alpha, torch.zeros_like(alpha))
-        weights = (grad.clamp(min=0) * alpha).sum(dim=(2, 3))
+        weights = gradcampp_weights(act, grad)
         return (weights[:, :, None, None] * act).sum(1), 1
 
 
@@ -253,11 +273,7 @@ class ScoreCAMExplainer(_CAMExplainer):
         batch = self.config.batch_size
         with torch.inference_mode():
             for start in range(0, channels, batch):
-                up = F.interpolate(act[:, start:start + batch], size=hw, mode="bilinear",
-                                   align_corners=True)[0]
-                lo = up.flatten(1).min(1).values[:, None, None]
-                hi = up.flatten(1).max(1).values[:, None, None]
-                masks = (up - lo) / (hi - lo + 1e-8)
+                masks = scorecam_masks(act[0, start:start + batch], hw)
                 emb = adapter.encode_images(pixels * masks[:, None])
                 scores.append(adapter.logit_scale * cosine(emb, target_emb))
                 if progress is not None:

@@ -156,6 +156,20 @@ def sketch(flat: torch.Tensor, dim: int = SKETCH_DIM, seed: int = 0) -> torch.Te
     return flat.new_zeros(flat.shape[0], dim).float().index_add_(1, bucket, flat.float() * sign)
 
 
+def same_class(name: str, label: str) -> bool:
+    """Whether a manifest label names the class `name`: equal up to case and a leading
+    article, or ending in it ("a red star" is a "star", and a "red star")."""
+    def norm(text: str) -> str:
+        text = text.strip().lower()
+        for article in ("a ", "an ", "the "):
+            if text.startswith(article):
+                return text[len(article):]
+        return text
+
+    n, lab = norm(name), norm(label)
+    return lab == n or lab.endswith(" " + n)
+
+
 def data_digest(images: Sequence[np.ndarray], labels: Sequence[str | None] | None) -> str:
     h = hashlib.sha256()
     for k, im in enumerate(images):
@@ -393,8 +407,7 @@ class RepresentativeInterpretations(DatasetExplainer):
         known = [lab for lab in labels if lab is not None]
         if not known:
             return None
-        key = name.strip().lower()
-        return float(np.mean([lab.strip().lower() == key for lab in known]))
+        return float(np.mean([same_class(name, lab) for lab in known]))
 
     def _alpha(self, region: Region) -> torch.Tensor:
         fit = self.fitted

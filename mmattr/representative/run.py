@@ -19,28 +19,26 @@ from .outputs import write_interpretation
 
 def load_references(dataset: str | os.PathLike
                     ) -> tuple[list[np.ndarray], list[str | None], list[str], list[str]]:
-    """Unique images of a manifest folder, in manifest order: (images, labels, ids, notes).
+    """Unique images of a dataset folder (manifest or ImageFolder, read by the dataset runner),
+    in order: (images, labels, ids, notes).
 
     An image listed with several labels (a multi-object scene) gets no label; an image that
-    cannot be read is skipped and reported in the notes.
+    is missing or cannot be read is skipped and reported in the notes.
     """
-    from ..evaluate import read_manifest
-    from ..image import load_image
+    from ..runner import ItemError, load_item_image, read_dataset
 
-    root = Path(dataset)
-    items = read_manifest(root)
+    data = read_dataset(dataset)
+    notes = [f"skipped {bad.describe()}" for bad in data.bad]
     labels: dict[str, set] = {}
-    order: list[str] = []
-    for item in items:
-        if item.image not in labels:
-            order.append(item.image)
-            labels[item.image] = set()
-        labels[item.image].add(item.label)
-    images, labs, ids, notes = [], [], [], []
-    for rel in order:
+    first = {}
+    for item in data.items:
+        first.setdefault(item.image, item)
+        labels.setdefault(item.image, set()).add(item.label)
+    images, labs, ids = [], [], []
+    for rel, item in first.items():
         try:
-            images.append(load_image(root / rel))
-        except MmattrError as exc:
+            images.append(load_item_image(item))
+        except ItemError as exc:
             notes.append(f"skipped {rel}: {exc}")
             continue
         only = labels[rel]

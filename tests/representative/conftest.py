@@ -10,11 +10,16 @@ HERE = Path(__file__).parent
 TOY = HERE / "toy_models.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("ri_toy_models", TOY)
+def load_module(path: Path, name: str):
+    """A test helper file as a module (the test folders are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load():
+    return load_module(TOY, "ri_toy_models")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ Random weights predict one class for everything, so the heads are re-centred on 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,14 @@ from mmattr.adapters import load_adapter
 from mmattr.errors import ModelError
 from mmattr.representative import RepresentativeInterpretations, RIOptions
 
+from conftest import load_module
+
 ADAPTER_CONFTEST = Path(__file__).parents[1] / "adapters" / "conftest.py"
 
 
 @pytest.fixture(scope="module")
 def savers():
-    spec = importlib.util.spec_from_file_location("ri_adapter_models", ADAPTER_CONFTEST)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(ADAPTER_CONFTEST, "ri_adapter_models")
 
 
 @pytest.fixture(scope="module")
