@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import torch
 
+from ..errors import InputError
 from .base import (ADAPTERS, Adapter, AdapterFamily, list_adapters, register_adapter,
                    resolve_device, split_spec)
 

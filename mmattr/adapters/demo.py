@@ -38,8 +38,8 @@ def _folder(name: str, arg: str):
 
 
 @register_adapter("demo", syntax="demo", requires=("transformers",),
-                  help="tiny CLIP-style model (ALIGN, convolutional image tower) shipped with "
-                       "mmattr, trained on the synthetic shapes world")
+                  help="tiny ALIGN dual encoder (convolutional image tower) trained on the "
+                       "synthetic shapes world")
 def _demo(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
     from .hf import HFAdapter
 
@@ -48,8 +48,7 @@ def _demo(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
 
 
 @register_adapter("demo-biased", syntax="demo-biased", requires=("transformers",),
-                  help="the demo architecture trained with a planted flaw: every star on stripes, "
-                       "stripes nowhere else (for auditing)")
+                  help="demo's architecture with a planted flaw: stars only on stripes (for audits)")
 def _demo_biased(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
     from .hf import HFAdapter
 
@@ -58,7 +57,7 @@ def _demo_biased(arg: str, device: torch.device, dtype: str = "auto") -> Adapter
 
 
 @register_adapter("demo-classifier", syntax="demo-classifier", requires=("transformers",),
-                  help="small ResNet classifier over the 36 shapes classes, shipped with mmattr")
+                  help="small RegNet-X classifier over the 36 shapes classes")
 def _demo_classifier(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
     from .classifier import HFClassifierAdapter
 

@@ -10,3 +10,15 @@ from .slices import SliceSettings, find_slices, list_slicers, register_slicer
 
 __all__ = ["AuditResult", "AuditSettings", "SliceSettings", "analyse", "audit", "find_slices",
            "list_slicers", "register_slicer"]
+
+
+class _CallablePackage(__import__("types").ModuleType):
+    """`mmattr.audit(...)` is the API function, yet `mmattr.audit` is also this package: once
+    any `mmattr.audit.*` submodule is imported, Python binds the package to that attribute. A
+    callable package keeps `mmattr.audit(...)` working either way."""
+
+    def __call__(self, *args, **kwargs):
+        return audit(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallablePackage

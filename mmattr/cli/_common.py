@@ -67,6 +67,8 @@ def one_line_errors(fn: Callable) -> Callable:
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, MmattrWarning):
+        from rich.markup import escape
+
         console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     else:  # other libraries' warnings, as Python shows them
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

@@ -166,7 +166,11 @@ def models() -> None:
     table = Table("family", "spec", "extra", "installed", "what")
     for column in table.columns:
         column.overflow = "fold"
-    for row in list_model_families():
+    rows = list_model_families()
+    # Family names are what users type after --model: never folded.
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max(len(r["name"]) for r in rows)
+    for row in rows:
         table.add_row(*(escape(str(cell)) for cell in (  # spec syntax holds [optional] parts
             row["name"], row["syntax"], row["extra"] or "-",
             "yes" if row["installed"] else f"no: {row.get('install') or 'see docs'}", row["help"])))

@@ -147,6 +147,8 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
         "torch-encoder": f"torch:{TINY}:build_encoder",
         "imagebind": f"imagebind:{TINY}:build_imagebind",
         "demo": "demo",
+        "demo-biased": "demo-biased",
+        "demo-classifier": "demo-classifier",
     }
 
 

@@ -20,7 +20,7 @@ from mmattr.targets import Target
 #: every registered family, plus the variants of a family with a different code path
 CASES = sorted(set(ADAPTERS.names()) | {"hf-siglip", "hf-siglip2", "hf-classifier-resnet",
                                        "torch-encoder"})
-CLASSIFIERS = {"hf-classifier", "hf-classifier-resnet", "torch"}
+CLASSIFIERS = {"hf-classifier", "hf-classifier-resnet", "torch", "demo-classifier"}
 
 
 def _adapter(tiny_models, case):

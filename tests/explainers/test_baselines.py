@@ -78,16 +78,23 @@ class CNNAdapter(Adapter):
 
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
-    """A random-weight tiny transformers CLIP folder (the demo architecture: 64 px, patch 8)."""
-    from mmattr.demo_model.train import build_model, build_processor, build_tokenizer
+    """A random-weight tiny transformers CLIP ViT folder (64 px, patch 8), the ViT case the CAM
+    cross-checks need (the shipped demo model has a convolutional tower)."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from mmattr.demo_model.train import build_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny_clip")
     torch.manual_seed(0)
     tok = build_tokenizer()
-    proc = build_processor(tok)
-    build_model(tok).save_pretrained(folder)
-    proc.save_pretrained(folder)
-    proc.image_processor.save_pretrained(folder)
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=32, bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, projection_dim=64)
+    vision = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=4, num_attention_heads=2, projection_dim=64)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}).save_pretrained(folder)
     return folder
 
 
@@ -320,7 +327,7 @@ def test_baselines_take_every_target_kind(tiny_clip, tmp_path, monkeypatch, name
     Image.fromarray(_scene(48).image[::-1]).save(target_png)
     targets = [Target.from_text("a red circle"), Target.from_options(class_name="circle"),
                Target.from_options(image=target_png),
-               Target.from_options(embedding=np.ones(128, np.float32))]
+               Target.from_options(embedding=np.ones(64, np.float32))]
     for target in targets:
         e = mmattr.explain(scene.image, model=tiny_clip, target=target, method=name, regions=9)
         assert e.attribution.shape == (48, 48) and np.isfinite(e.attribution).all()
