@@ -59,12 +59,14 @@ def audit(
     seed: Annotated[int, typer.Option(help="Seed of slice finding and sampling.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Redo an earlier audit in --out made with other settings.")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Shard encoding and explanations over N processes (accelerate).")] = 1,
+    represent: Annotated[bool, typer.Option("--represent", help="Add Representative Interpretations per worst class and per slice (CNN / ViT classifiers).")] = False,
 ) -> None:
     """Audit MODEL on DATASET: accuracy, calibration, confusion, failure slices with names and
     explanations, likely label errors; writes report.html, audit.json, predictions.csv,
     slices.csv and PNG plots into OUT."""
     relaunch_if_asked(num_processes)
     from ..audit import AuditSettings, SliceSettings, audit as run_audit
+    from ..audit.interpretations import representative_section
     from ..audit.slices import SLICERS
     from ..distributed import is_main_process
 
@@ -77,7 +79,8 @@ def audit(
                            templates=str(templates) if templates else None,
                            phrases=str(phrases) if phrases else None,
                            explain_budget=explain_budget, overwrite=overwrite,
-                           settings=settings, progress=progress)
+                           settings=settings, progress=progress,
+                           extra_sections=[representative_section(seed=seed)] if represent else None)
     if not is_main_process():
         return
     s = result.summary
