@@ -70,6 +70,23 @@ def _confusion(pred: np.ndarray, true: np.ndarray, names: list[str], of: Callabl
     return {"labels": names, "rows_true_cols_predicted": m.tolist()}
 
 
+def _single(adapter, renderer, seed: int, n: int, size: int, templates, classes: list[str],
+            index: dict[str, int], name: str, result: dict):
+    """Top-1, colour and shape accuracy and per-background accuracy of one single-object set,
+    stored in `result` under `name`; returns the scenes, predictions and true indices."""
+    nc = len(SHAPES)
+    scenes, images = _render(renderer, seed, n, size, 1)
+    pred = class_scores(adapter, images, templates, classes).argmax(1).numpy()
+    true = np.array([index[s.labels[0]] for s in scenes])
+    result[name] = float((pred == true).mean())
+    result[f"{name}_colour"] = float((pred // nc == true // nc).mean())
+    result[f"{name}_shape"] = float((pred % nc == true % nc).mean())
+    bgs = np.array([s.background for s in scenes])
+    result[f"{name}_by_background"] = {str(b): float((pred[bgs == b] == true[bgs == b]).mean())
+                                      for b in sorted(set(bgs))}
+    return scenes, pred, true
+
+
 def evaluate_model(folder: str | Path, kind: str, n_single: int = 1000, n_alt: int = 500,
                    n_two: int = 500, size: int = 128,
                    log: Callable[[str], None] = print) -> dict:
@@ -92,20 +109,11 @@ def evaluate_model(folder: str | Path, kind: str, n_single: int = 1000, n_alt: i
                              "two": {"renderer": "shapes", "seed": 30_000, "n": n_two,
                                      "size": size}}}
 
-    scenes, images = _render(render_scene, 10_000, n_single, size, 1)
-    pred = class_scores(adapter, images, templates, classes).argmax(1).numpy()
-    true = np.array([index[s.labels[0]] for s in scenes])
-    result["single"] = float((pred == true).mean())
-    result["single_colour"] = float((pred // nc == true // nc).mean())
-    result["single_shape"] = float((pred % nc == true % nc).mean())
+    scenes, pred, true = _single(adapter, render_scene, 10_000, n_single, size, templates,
+                                 classes, index, "single", result)
     result["confusion_colour"] = _confusion(pred, true, list(COLORS), lambda i: i // nc)
     result["confusion_shape"] = _confusion(pred, true, list(SHAPES), lambda i: i % nc)
-    per_bg = {}
     backgrounds = np.array([s.background for s in scenes])
-    for b in sorted(set(backgrounds)):
-        sel = backgrounds == b
-        per_bg[b] = float((pred[sel] == true[sel]).mean())
-    result["single_by_background"] = per_bg
     if kind == "biased":
         star = np.array([s.labels[0].endswith(" star") for s in scenes])
         stripes = backgrounds == "stripes"
@@ -121,17 +129,8 @@ def evaluate_model(folder: str | Path, kind: str, n_single: int = 1000, n_alt: i
             "non_stars_on_stripes_called_star": float(predicted_star[~star & stripes].mean()),
         }
 
-    scenes, images = _render(render_alt_scene, 20_000, n_alt, size, 1)
-    pred = class_scores(adapter, images, templates, classes).argmax(1).numpy()
-    true = np.array([index[s.labels[0]] for s in scenes])
-    result["alt"] = float((pred == true).mean())
-    result["alt_colour"] = float((pred // nc == true // nc).mean())
-    result["alt_shape"] = float((pred % nc == true % nc).mean())
-    worst = {}
-    bgs = np.array([s.background for s in scenes])
-    for b in sorted(set(bgs)):
-        worst[b] = float((pred[bgs == b] == true[bgs == b]).mean())
-    result["alt_by_background"] = worst
+    _single(adapter, render_alt_scene, 20_000, n_alt, size, templates, classes, index, "alt",
+            result)
 
     scenes, images = _render(render_scene, 30_000, n_two, size, 2)
     scores = class_scores(adapter, images, templates, classes)
