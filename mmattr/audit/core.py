@@ -34,7 +34,8 @@ class AuditSettings:
     #: own classes (classifiers), else its default vocabulary when it holds every label, else
     #: the dataset's labels
     vocabulary: str | None = None
-    #: a file of prompt templates holding '{}', one per line; None keeps the model's
+    #: prompt templates for the class names: none, default, imagenet80 or a file (one '{}'
+    #: per line), as `vocabulary.load_templates` reads them; None keeps the model's
     templates: str | None = None
     #: a file of slice-naming phrases; None: the generic list (plus the vocabulary)
     phrases: str | None = None
@@ -81,19 +82,6 @@ class AuditResult:
 
 
 # -- inputs ---------------------------------------------------------------------------------
-
-def _read_templates(path: str) -> tuple[str, ...]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"templates file not found: {p}")
-    rows = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and not ln.strip().startswith("#")]
-    bad = [r for r in rows if "{}" not in r]
-    if not rows or bad:
-        raise InputError(f"templates file {p}: every line needs '{{}}' where the class name goes"
-                         + (f" (not: {bad[0]!r})" if bad else ", and there is none"))
-    return tuple(rows)
-
 
 def resolve_vocabulary(spec: str | None, adapter: Adapter, labels: list[str]) -> list[str]:
     """The class list predictions range over; every label must be in it (one-line error)."""
@@ -204,7 +192,10 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
                 templates=templates, phrases=phrases, explain_budget=explain_budget)
     if s.explain_budget < 0:
         raise InputError(f"--explain-budget must be 0 or more, got {s.explain_budget}")
-    tpl = _read_templates(templates) if templates else None
+    if templates is not None:
+        from ..vocabulary import load_templates
+
+        load_templates(templates)  # a bad name or file fails before any work
     if phrases:
         from .naming import read_phrases
 
@@ -213,34 +204,32 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     items, folded = _one_per_image(data.items)
     folder = RunFolder(out, "audit", s.record_settings(), records="explanations",
                        outputs=OUTPUTS, overwrite=overwrite)
-    adapter = model if isinstance(model, Adapter) else load_adapter(spec, s.device, s.dtype)
-    old_templates = adapter.templates
-    try:
-        if tpl is not None:
-            adapter.templates = tpl
-        names = resolve_vocabulary(vocabulary, adapter, [it.label for it in items])
-        stage = (lambda name: (lambda d, t: progress(name, d, t))) if progress else (lambda name: None)
-        cache = EmbeddingCache(s.cache_dir)
-        enc_start = time.perf_counter()
-        enc = encode_items(adapter, items, cache=cache, batch_size=s.batch_size,
-                           progress=stage("encode"))
-        if not enc.items:
-            raise InputError(f"no image of {dataset} could be read: "
-                             f"{enc.bad[0].describe() if enc.bad else 'none listed'}")
-        from .predict import class_logits
+    from ..api import with_templates
 
-        index = {n: k for k, n in enumerate(names)}
-        labels = np.array([index[it.label] for it in enc.items])
-        t_enc = time.perf_counter()
-        logits = class_logits(adapter, enc.vectors, names)
-        result = analyse(enc.vectors, logits, labels, names, s)
-        timings = {"read_and_load": enc_start - t0, "encode": enc.seconds,
-                   "predict_and_analyse": time.perf_counter() - t_enc}
-        skipped = [*data.bad, *enc.bad]
-        from .report import build_outputs
+    # a view with the templates: the caller's (or the cache's) adapter is never changed
+    adapter = with_templates(model if isinstance(model, Adapter)
+                             else load_adapter(spec, s.device, s.dtype), templates)
+    names = resolve_vocabulary(vocabulary, adapter, [it.label for it in items])
+    stage = (lambda name: (lambda d, t: progress(name, d, t))) if progress else (lambda name: None)
+    cache = EmbeddingCache(s.cache_dir)
+    enc_start = time.perf_counter()
+    enc = encode_items(adapter, items, cache=cache, batch_size=s.batch_size,
+                       progress=stage("encode"))
+    if not enc.items:
+        raise InputError(f"no image of {dataset} could be read: "
+                         f"{enc.bad[0].describe() if enc.bad else 'none listed'}")
+    from .predict import class_logits
 
-        summary = build_outputs(folder, adapter, s, data, enc, names, result, skipped, folded,
-                                stage, cache, extra_sections or [], t0, timings)
-    finally:
-        adapter.templates = old_templates
+    index = {n: k for k, n in enumerate(names)}
+    labels = np.array([index[it.label] for it in enc.items])
+    t_enc = time.perf_counter()
+    logits = class_logits(adapter, enc.vectors, names, batch_size=s.batch_size)
+    result = analyse(enc.vectors, logits, labels, names, s)
+    timings = {"read_and_load": enc_start - t0, "encode": enc.seconds,
+               "predict_and_analyse": time.perf_counter() - t_enc}
+    skipped = [*data.bad, *enc.bad]
+    from .report import build_outputs
+
+    summary = build_outputs(folder, adapter, s, data, enc, names, result, skipped, folded,
+                            stage, cache, extra_sections or [], t0, timings)
     return AuditResult(folder.out, summary, result.slices, time.perf_counter() - t0)

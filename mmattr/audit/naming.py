@@ -45,11 +45,13 @@ def read_phrases(path: str | Path) -> list[str]:
     return phrases
 
 
-def phrase_list(phrases: str | Path | None, vocabulary: list[str]) -> list[str]:
-    """The phrases to score: a file's, or the generic list plus the world's own attribute
-    phrases when the dataset declares them; the vocabulary's names are added, once each."""
-    base = read_phrases(phrases) if phrases else default_phrases()
-    return list(dict.fromkeys([*base, *vocabulary]))
+def phrase_list(phrases: str | Path | None) -> list[str]:
+    """The attribute phrases to score: a file's, or the generic list shipped with mmattr.
+
+    Class names are not candidates: a slice's mistakes always match their predicted class's
+    name best, which restates the confusion (the slice's summary and the confusion matrix
+    already say it) instead of naming what the images share."""
+    return list(dict.fromkeys(read_phrases(phrases) if phrases else default_phrases()))
 
 
 def score_phrases(sim: np.ndarray, in_slice: np.ndarray, errors: np.ndarray,

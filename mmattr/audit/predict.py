@@ -1,7 +1,7 @@
 """Zero-shot (or classifier-head) predictions from cached image embeddings.
 
-The one place where the audit turns embeddings into class probabilities, kept small so the
-library's shared zero-shot function can replace it.
+The audit's thin wrapper over the library's one zero-shot function, `zeroshot.predict`, for
+embeddings read from the on-disk cache.
 """
 
 from __future__ import annotations
@@ -15,14 +15,18 @@ from ..adapters.base import Adapter
 
 
 def class_logits(adapter: Adapter, emb: np.ndarray | torch.Tensor, classes: Sequence[str],
-                 chunk: int = 4096) -> np.ndarray:
-    """(N, K) logits of N image embeddings over `classes`: a contrastive model's template-
-    averaged text embeddings × logit_scale, or a classifier's own head (its `logits`)."""
+                 batch_size: int = 4096) -> np.ndarray:
+    """(N, K) logits of N image embeddings over `classes`, from the library's one zero-shot
+    function (`zeroshot.predict`): a contrastive model's template-averaged class embeddings ×
+    logit_scale, or a classifier's own head. Chunked, so memory stays flat in N."""
+    from ..zeroshot import predict
+
     with torch.inference_mode():
         vocab = adapter.class_embeddings(list(classes))
         x = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
-        out = [adapter.logits(x[i:i + chunk].to(vocab.device), vocab).float().cpu()
-               for i in range(0, len(x), chunk)]
+        step = max(1, int(batch_size))
+        out = [predict(adapter, x[i:i + step].to(vocab.device), vocab).logits.float().cpu()
+               for i in range(0, len(x), step)]
     return torch.cat(out).numpy() if out else np.zeros((0, len(classes)), np.float32)
 
 

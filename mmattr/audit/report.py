@@ -21,7 +21,8 @@ from ..errors import ModelError
 from . import plots
 from .naming import name_slice, phrase_list
 from .predict import phrase_embeddings
-from .why import choose_budget, explain_target, load_mask, object_share, occlusion_predictions
+from .why import (choose_budget, choose_donors, contrast_target, explain_target, load_mask,
+                  object_share, occlusion_predictions)
 
 #: attribution maps are stored in the records at most this many pixels on a side
 _MAP_SIDE = 64
@@ -54,6 +55,13 @@ def _small_map(a: np.ndarray) -> np.ndarray:
     return np.round(a.astype(np.float64), 4)
 
 
+#: the explanations of each chosen image: the predicted class, the true class, and the contrast
+#: "why the prediction rather than the truth" (Target embedding = predicted − true)
+WHY_TASKS = ("predicted", "true", "contrast")
+#: the share of each photo kept bright in the report's explanation thumbnails
+WHY_TOP_FRACTION = 0.25
+
+
 def _explain(folder, adapter, settings, items, chosen, names, preds, labels, stage):
     """SMDL for the predicted and the true class of each chosen image, as resumable records
     (one per image and class) in explanations.jsonl; returns {item key: {task: record}}."""
@@ -73,16 +81,25 @@ def _explain(folder, adapter, settings, items, chosen, names, preds, labels, sta
         image = load_item_image(item)
         mask = load_mask(str(item.mask_path), image.shape[:2]) if item.mask_path else None
         for task in pending:
-            cls = names[preds[i]] if task == "predicted" else names[labels[i]]
-            e = explainer.explain(image, explain_target(adapter, cls), adapter)
+            pred, true = names[preds[i]], names[labels[i]]
+            if task == "contrast":
+                # "why the prediction rather than the truth"; a correct image has no contrast
+                target = contrast_target(adapter, pred, true)
+                if target is None:
+                    yield task, {"class": None, "note": "prediction is correct"}
+                    continue
+                cls = f"{pred} rather than {true}"
+            else:
+                cls = pred if task == "predicted" else true
+                target = explain_target(adapter, cls)
+            e = explainer.explain(image, target, adapter)
             shares = object_share(e.attribution, mask) if mask is not None else {}
             yield task, {"class": cls, "insertion_auc": e.insertion_auc,
                          "forward_passes": e.forward_passes, "seconds": e.seconds,
                          **_nan_to_none(shares), "map": _small_map(e.attribution).tolist()}
 
     chosen_items = [items[i] for i, _ in chosen]
-    result = run_items(folder, chosen_items, ("predicted", "true"), work,
-                       progress=stage("explain"))
+    result = run_items(folder, chosen_items, WHY_TASKS, work, progress=stage("explain"))
     wanted = {it.key for it in chosen_items}
     got: dict[str, dict] = {}
     for rec in folder.log.iter_records():
@@ -115,11 +132,37 @@ def _occlusion(adapter, items, names, labels, preds, slices, settings):
         with torch.inference_mode():
             return adapter.logits(torch.as_tensor(emb, device=vocab.device), vocab).float().cpu().numpy()
 
-    obj, bg, failed = occlusion_predictions(adapter, to_logits, [str(items[i].path) for i in chosen],
-                                            [str(items[i].mask_path) for i in chosen],
-                                            settings.batch_size, settings.seed)
-    keep = np.delete(chosen, failed)
-    return {"index": keep, "object_only": obj, "background_only": bg}
+    donor_idx = choose_donors(labels, preds == labels, have, chosen, settings.seed)
+    donors = [(str(items[d].path), str(items[d].mask_path)) if d >= 0 else None for d in donor_idx]
+    got = occlusion_predictions(adapter, to_logits, [str(items[i].path) for i in chosen],
+                                [str(items[i].mask_path) for i in chosen],
+                                settings.batch_size, settings.seed, donors=donors)
+    keep = np.delete(chosen, got["failed"])
+    return {"index": keep, "object_only": got["object_only"],
+            "background_only": got["background_only"], "background_swap": got["background_swap"]}
+
+
+def _occlusion_row(occl: dict, m: np.ndarray, preds: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy of the images selected by `m` in full, with the background removed, with the
+    object removed, and with the object on a donor's background (on those that have a donor)."""
+    idx = occl["index"][m]
+    swap = occl["background_swap"][m]
+    has = swap >= 0
+    return {"n": int(m.sum()), "full": _acc(preds[idx], labels[idx]),
+            "object_only": _acc(occl["object_only"][m], labels[idx]),
+            "background_only": _acc(occl["background_only"][m], labels[idx]),
+            "swap_n": int(has.sum()), "swap_full": _acc(preds[idx][has], labels[idx][has]),
+            "background_swap": _acc(swap[has], labels[idx][has])}
+
+
+def _share_row(recs: list[dict]) -> dict:
+    """Mean object/background measures of a group's explanations, per task."""
+    out: dict[str, float | None] = {}
+    for task, key in (("predicted", "pred"), ("true", "true"), ("contrast", "contrast")):
+        out[f"{key}_background"] = _mean(r.get(task, {}).get("background_share") for r in recs)
+        out[f"{key}_background_auc"] = _mean(r.get(task, {}).get("background_auc") for r in recs)
+    out["contrast_n"] = sum(1 for r in recs if r.get("contrast", {}).get("background_auc") is not None)
+    return out
 
 
 def _acc(pred: np.ndarray, labels: np.ndarray) -> float | None:
@@ -156,7 +199,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
 
     t = time.perf_counter()
     # Slice names from text space.
-    phrases = phrase_list(settings.phrases, names)
+    phrases = phrase_list(settings.phrases)
     try:
         ph = phrase_embeddings(adapter, phrases)
     except ModelError:
@@ -201,21 +244,15 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
         if occl is not None:
             m = np.isin(occl["index"], sl.members)
             idx = occl["index"][m]
-            row["occlusion"] = {"n": int(m.sum()), "full": _acc(preds[idx], labels[idx]),
-                                "object_only": _acc(occl["object_only"][m], labels[idx]),
-                                "background_only": _acc(occl["background_only"][m], labels[idx])}
+            row["occlusion"] = _occlusion_row(occl, m, preds, labels)
         recs = [why.get(items[i].key, {}) for i, r in chosen if r == f"slice {sl.rank}"]
         row["explained"] = len(recs)
-        row["shares"] = {
-            "pred_background": _mean(r.get("predicted", {}).get("background_share") for r in recs),
-            "true_background": _mean(r.get("true", {}).get("background_share") for r in recs)}
+        row["shares"] = _share_row(recs)
         slice_rows.append(row)
     occlusion_all = None
     if occl is not None:
         idx = occl["index"]
-        occlusion_all = {"n": len(idx), "full": _acc(preds[idx], labels[idx]),
-                         "object_only": _acc(occl["object_only"], labels[idx]),
-                         "background_only": _acc(occl["background_only"], labels[idx])}
+        occlusion_all = _occlusion_row(occl, np.ones(len(idx), bool), preds, labels)
 
     in_slice = np.zeros(n, dtype=int)
     for sl in reversed(result.slices):
@@ -228,7 +265,7 @@ def build_outputs(folder, adapter, settings, data, enc, names, result, skipped, 
         explanations.append({"image": items[i].image, "reason": r,
                              **{task: {k: v for k, v in rec[task].items()
                                        if k not in ("map", "item", "task")}
-                                for task in ("predicted", "true") if task in rec}})
+                                for task in WHY_TASKS if task in rec}})
     mistakes = [{"image": items[i].image, "label": names[labels[i]], "predicted": names[preds[i]],
                  "confidence": float(result.confidence[i])} for i in result.mistakes]
     label_errors = [{"image": items[i].image, "label": names[labels[i]],
@@ -321,7 +358,8 @@ def _slices_csv(rows: list[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["rank", "size", "accuracy", "ci_low", "ci_high", "drop", "errors", "name",
                 "name_score", "names", "summary", "acc_background_removed", "acc_object_removed",
-                "pred_background_share"])
+                "acc_background_swapped", "pred_background_share", "pred_background_auc",
+                "contrast_background_auc"])
     for r in rows:
         names = r["names"]
         occ = r.get("occlusion") or {}
@@ -331,7 +369,9 @@ def _slices_csv(rows: list[dict]) -> str:
                     f"{names[0]['score']:.3f}" if names else "",
                     "; ".join(f"{x['phrase']} ({x['score']:+.2f})" for x in names),
                     r["summary"], _fmt(occ.get("object_only")), _fmt(occ.get("background_only")),
-                    _fmt(r["shares"]["pred_background"])])
+                    _fmt(occ.get("background_swap")), _fmt(r["shares"]["pred_background"]),
+                    _fmt(r["shares"]["pred_background_auc"]),
+                    _fmt(r["shares"]["contrast_background_auc"])])
     return buf.getvalue()
 
 
@@ -351,7 +391,7 @@ def _overlay(path: Path, flat_map: list, side: int = 96) -> str:
     image = load_image(path)
     a = np.asarray(flat_map, dtype=np.float32)
     a = cv2.resize(a, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-    return data_uri(plots.overlay_png(image, a, side))
+    return data_uri(plots.top_area_png(image, a, WHY_TOP_FRACTION, side))
 
 
 def render(summary: dict, result, items, names, why: dict, chosen, pngs: dict,
@@ -370,12 +410,17 @@ def render(summary: dict, result, items, names, why: dict, chosen, pngs: dict,
             rec = why.get(items[i].key, {})
             if "predicted" not in rec or "true" not in rec:
                 continue
-            share = rec["predicted"].get("background_share")
-            extra = f"; background {share:.0%} of the prediction's top area" if share is not None else ""
+            con = rec.get("contrast", {})
+            auc = con.get("background_auc")
+            extra = (f"; the contrast ranks the background above the object with probability "
+                     f"{auc:.2f}" if auc is not None else "")
             figs.append({"thumb": _thumb(items[i].path), "pred": _overlay(items[i].path, rec["predicted"]["map"]),
                          "true": _overlay(items[i].path, rec["true"]["map"]),
+                         "contrast": _overlay(items[i].path, con["map"]) if "map" in con else None,
                          "caption": f"{items[i].image}: photo · why “{names[preds[i]]}” "
-                                    f"(predicted) · why “{names[labels[i]]}” (true){extra}"})
+                                    f"(predicted) · why “{names[labels[i]]}” (true)"
+                                    + (" · why the prediction rather than the truth" if "map" in con else "")
+                                    + extra})
         return figs
 
     slices = []
@@ -388,10 +433,15 @@ def render(summary: dict, result, items, names, why: dict, chosen, pngs: dict,
             "names": [{"phrase": p, "score": s} for p, s in sl.names],
             "occlusion": ({"n": occ["n"], "full": _fmt(occ["full"]),
                            "object_only": _fmt(occ["object_only"]),
-                           "background_only": _fmt(occ["background_only"])}
+                           "background_only": _fmt(occ["background_only"]),
+                           "swap_n": occ["swap_n"], "swap_full": _fmt(occ["swap_full"]),
+                           "background_swap": _fmt(occ["background_swap"])}
                           if occ and occ["n"] else None),
             "shares": ({"pred_background": _pct(shares["pred_background"]),
-                        "true_background": _pct(shares["true_background"])}
+                        "true_background": _pct(shares["true_background"]),
+                        "pred_auc": _fmt(shares["pred_background_auc"]),
+                        "contrast_auc": _fmt(shares["contrast_background_auc"]),
+                        "contrast_n": shares["contrast_n"]}
                        if shares["pred_background"] is not None else None),
             "gallery": [{"thumb": _thumb(items[i].path), "correct": bool(result.correct[i]),
                          "caption": f"{names[labels[i]]} → {names[preds[i]]}"}
@@ -405,7 +455,7 @@ def render(summary: dict, result, items, names, why: dict, chosen, pngs: dict,
                    f"({result.confidence[i]:.2f})")
         figs = why_figs([i]) if i in explained else []
         if figs:
-            figs[0]["caption"] = caption + " · photo · why predicted · why true"
+            figs[0]["caption"] = caption + " · photo · why predicted · why true · why predicted rather than true"
             mistakes.append(figs[0])
         else:
             mistakes.append({"thumb": _thumb(items[i].path), "caption": caption})

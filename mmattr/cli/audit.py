@@ -47,7 +47,7 @@ def audit(
     dataset: Annotated[Path, typer.Argument(help="A manifest folder (label = ground truth) or an ImageFolder (one subfolder per class).")],
     model: Annotated[str, typer.Option(help="Model spec: demo, hf:FOLDER, hf-classifier:FOLDER, ... (see `mmattr models`).")] = "demo",
     vocabulary: Annotated[Optional[str], typer.Option(help="Classes to predict over: a file (one per line), imagenet, shapes; default: the model's own or the dataset's labels.")] = None,
-    templates: Annotated[Optional[Path], typer.Option(help="Prompt templates file, one per line with {} for the class name.")] = None,
+    templates: Annotated[Optional[str], typer.Option(help="Prompt templates for the class names: none, default, imagenet80, or a file with one {} per line (default: the model's own).")] = None,
     phrases: Annotated[Optional[Path], typer.Option(help="Slice-naming phrases file, one per line (default: a generic attribute list).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (new, empty, or an earlier audit's; rerun to resume).")] = Path("audit"),
     explain_budget: Annotated[int, typer.Option("--explain-budget", min=0, help="Images explained (2 SMDL explanations each), chosen by the slices.")] = 16,
@@ -76,7 +76,7 @@ def audit(
                                                              seed=seed))
     with _stages(is_main_process()) as progress:
         result = run_audit(dataset, model, out=out, vocabulary=vocabulary,
-                           templates=str(templates) if templates else None,
+                           templates=templates,
                            phrases=str(phrases) if phrases else None,
                            explain_budget=explain_budget, overwrite=overwrite,
                            settings=settings, progress=progress,
