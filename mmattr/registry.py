@@ -99,7 +99,10 @@ def component_registries() -> list[Registry]:
 
     for module in COMPONENT_MODULES:
         importlib.import_module(module)
-    return list(_COMPONENT_REGISTRIES)
+    # a fixed order (listing, docs/OPTIONS.md), whichever module happened to be imported first
+    order = ("division", "search", "method")
+    return sorted(_COMPONENT_REGISTRIES,
+                  key=lambda r: order.index(r.kind) if r.kind in order else len(order))
 
 
 def find_component(name: str) -> Registry:
