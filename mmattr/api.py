@@ -26,10 +26,13 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     `target_image`, a `target_embedding` (.npy path or array), or a ready `Target`.
     `model` is a spec (``demo``, ``hf:FOLDER``) or an already loaded `Adapter`; loaded models
     are cached, so repeated calls reuse them. `settings` override the config's fields
-    (``division="grid"``, ``regions=25``, ``score="probability"``, ...).
+    (``division="grid"``, ``regions=25``, ``score="probability"``, ...); a divider's, search's
+    or method's own options go in ``options={"rise": {"masks": 2000}}`` (merged into the
+    config's, option by option; ``mmattr options`` lists them).
 
     >>> e = explain("scene.png", text="a red circle")
     >>> e.order[:3], e.insertion_auc
+    >>> e = explain("scene.png", text="a red circle", method="rise", options={"rise": {"masks": 500}})
     """
     if config is None:
         cfg = ExplainConfig()

@@ -1,16 +1,25 @@
-"""Explanation settings: YAML data validated into a dataclass."""
+"""Explanation settings: YAML data validated into a dataclass.
+
+The cross-cutting settings (model, method, division, search, regions, score, ...) are fields;
+what belongs to one divider, search or method is that component's declared options
+(mmattr.options), held in ``options: {component: {option: value}}`` and validated against the
+component's declaration. `FLAT_OPTIONS` keeps the flat settings of earlier versions working.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from .errors import InputError
 from .objective import SMDLWeights
+from .options import check_value, defaults_of, merge, parse_options
+from .registry import find_component
 
 
 @dataclass(frozen=True)
@@ -35,35 +44,81 @@ class ExplainConfig:
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
-    #: prior:<method> division: the baseline map is pooled to prior_grid² cells, prior_group a region
-    prior_grid: int = 10
-    prior_group: int = 4
-    sam_checkpoint: str | None = None
-    sam_model: str = "vit_b"
-    #: CAM methods: the layer to hook (a module path); None picks one automatically
-    layer: str | None = None
-    #: stochastic search: sample (N/k)·ln(1/ε) candidates per step
-    search_epsilon: float = 0.01
-    #: lazy search: stale candidates re-evaluated per batch
-    search_batch: int = 2
-    #: bidirectional search: lowest-scoring candidates re-checked for the back list
-    search_shortlist: int = 8
     #: images with a longer side are divided and searched on a copy downscaled to this side;
     #: the map is returned at the input's resolution (models see 224-384 px anyway)
     max_side: int = 1024
+    #: each component's options as given, {component: {option: value}}, e.g.
+    #: {"rise": {"masks": 2000}}; the rest take the defaults the component declares
+    #: (``mmattr options`` lists them). Components not used by a run are ignored by it.
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "ExplainConfig":
-        """A copy with the given settings changed; None values are ignored."""
+        """A copy with the given settings changed; None values are ignored. ``options`` are
+        merged into the current ones option by option (a YAML file's, then the command
+        line's); the flat names of `FLAT_OPTIONS` are accepted too."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return from_dict({**self.to_dict(), **changes})
+        data = self.to_dict()
+        if "options" in changes:
+            more = changes.pop("options")
+            if not isinstance(more, Mapping) or not all(isinstance(v, Mapping)
+                                                        for v in more.values()):
+                raise InputError("options must be a mapping of component: {option: value}")
+            data["options"] = merge(data["options"], more)
+        return from_dict({**data, **changes})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def options_for(self, component: str) -> dict[str, Any]:
+        """The options given for one component (the component applies its defaults)."""
+        return dict(self.options.get(component, {}))
 
-_TYPES: dict[str, type] = {"search_batch": int, "search_shortlist": int,
-                           "regions": int, "batch_size": int, "top_k": int, "prior_grid": int,
-                           "prior_group": int, "max_side": int}
+
+#: the flat settings of earlier versions → the component options each one sets. YAML keys,
+#: Python keyword arguments and the --layer / --sam-checkpoint / --sam-model flags go through
+#: this one table; new options are only ever component options.
+FLAT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "search_epsilon": ("stochastic.epsilon",),
+    "search_batch": ("lazy.batch",),
+    "search_shortlist": ("bidirectional.shortlist",),
+    "prior_grid": ("prior.grid",),
+    "prior_group": ("prior.group",),
+    "sam_checkpoint": ("sam.checkpoint",),
+    "sam_model": ("sam.model",),
+    "layer": ("gradcam.layer", "gradcampp.layer", "scorecam.layer"),
+}
+
+
+def _fold_flat(options: Mapping[str, Mapping[str, Any]], flat: Mapping[str, Any]
+               ) -> dict[str, dict[str, Any]]:
+    """`FLAT_OPTIONS` settings written into the per-component options (None: not given)."""
+    more: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        if value is None:
+            continue
+        for target in FLAT_OPTIONS[name]:
+            component, _, option = target.partition(".")
+            more.setdefault(component, {})[option] = value
+    return merge(options, more)
+
+
+def _accept_flat_settings(init):
+    """``ExplainConfig(search_epsilon=0.2)`` still works: flat names become options."""
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        flat = {k: kwargs.pop(k) for k in list(kwargs) if k in FLAT_OPTIONS}
+        init(self, *args, **kwargs)
+        if flat:  # frozen: set once, here, as the generated __init__ does
+            object.__setattr__(self, "options", _fold_flat(self.options, flat))
+
+    return __init__
+
+
+ExplainConfig.__init__ = _accept_flat_settings(ExplainConfig.__init__)  # type: ignore[method-assign]
+
+
+_TYPES: dict[str, type] = {"regions": int, "batch_size": int, "top_k": int, "max_side": int}
 _CHOICES = {"attribution": ("rank", "gain"), "dtype": ("auto", "fp32", "fp16", "bf16")}
 
 
@@ -72,10 +127,18 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
     if not isinstance(data, dict):
         raise InputError("a config must be a mapping of setting: value")
     known = {f.name for f in fields(ExplainConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known - set(FLAT_OPTIONS))
     if unknown:
-        raise InputError(f"unknown config setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    values = dict(data)
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InputError(f"unknown config setting(s): {', '.join(unknown)}{hint}; known: "
+                         f"{', '.join(sorted(known))}; a component's options go under "
+                         "options: (see `mmattr options`)")
+    values = {k: v for k, v in data.items() if k not in FLAT_OPTIONS}
+    values["options"] = validate_options(values.get("options") or {},
+                                         {k: v for k, v in data.items() if k in FLAT_OPTIONS})
     weights = values.get("weights", {})
     if isinstance(weights, SMDLWeights):
         weights = asdict(weights)
@@ -120,10 +183,47 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
 
         load_templates(str(values["templates"]))  # a name or a readable file, checked now
         values["templates"] = str(values["templates"])
-    for name in ("model", "method", "division", "score", "confidence", "search", "device", "sam_model"):
+    for name in ("model", "method", "division", "score", "confidence", "search", "device"):
         if name in values and not isinstance(values[name], str):
             raise InputError(f"setting {name} must be a string, got {values[name]!r}")
     return dataclasses.replace(ExplainConfig(), **values)
+
+
+def validate_options(options: Any, flat: Mapping[str, Any] | None = None
+                     ) -> dict[str, dict[str, Any]]:
+    """``{component: {option: value}}`` (and `FLAT_OPTIONS` settings) checked against each
+    component's declared options: values come back in their declared types, one-line errors
+    name the option (or the flat setting) and say what is wrong."""
+    if not isinstance(options, Mapping):
+        raise InputError("options must be a mapping of component: {option: value}, e.g. "
+                         "options: {rise: {masks: 2000}}")
+    out: dict[str, dict[str, Any]] = {}
+    for component, values in options.items():
+        if not isinstance(values, Mapping):
+            raise InputError(f"options of {component!r} must be a mapping of option: value, "
+                             f"e.g. options: {{{component}: {{name: value}}}}")
+        registry = find_component(str(component))
+        parsed = parse_options(registry.options(component), values, component=component,
+                               kind=registry.kind)
+        out[str(component)] = {k: getattr(parsed, k) for k in values}
+    for name, value in (flat or {}).items():
+        if value is None:
+            continue
+        for target in FLAT_OPTIONS[name]:
+            component, _, option = target.partition(".")
+            registry = find_component(component)
+            label = f"setting {name} (the {component} {registry.kind}'s {option})"
+            out.setdefault(component, {})[option] = check_value(
+                registry.options(component), option, value, label)
+    # Only values that differ from the declared defaults are kept: a file that spells out a
+    # default is the same config (and the same result key) as one that leaves it out.
+    kept = {}
+    for component, values in sorted(out.items()):
+        defaults = defaults_of(find_component(component).options(component))
+        changed = {k: v for k, v in sorted(values.items()) if v != defaults[k]}
+        if changed:
+            kept[component] = changed
+    return kept
 
 
 def load_config(path: str | Path) -> ExplainConfig:

@@ -10,15 +10,17 @@ import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .errors import InputError
+from .options import NoOptions, as_dict, option, parse_options
 from .ranking import pixel_rank
 from .registry import Registry
 
-DIVIDERS: Registry[type["Divider"]] = Registry("division", providers=("mmattr.explainers.prior",))
+DIVIDERS: Registry[type["Divider"]] = Registry("division", providers=("mmattr.explainers.prior",),
+                                               components=True)
 
 
 def register_divider(name: str):
@@ -30,13 +32,25 @@ def list_dividers() -> list[str]:
 
 
 class Divider(ABC):
-    """Splits an image into at most `regions` sub-regions."""
+    """Splits an image into at most `regions` sub-regions.
+
+    A divider's own settings are its ``Options`` dataclass (mmattr.options): the keyword
+    arguments are validated against it once, here, and kept as `options` (a dict, recorded in
+    explanation.json); a subclass declares fields and reads ``self.options[name]``.
+    """
+
+    #: registry name, set by each subclass (the COMPONENT of ``-O COMPONENT.NAME=VALUE``)
+    name: ClassVar[str] = ""
+    #: the divider's declared options
+    Options: ClassVar[type] = NoOptions
 
     def __init__(self, regions: int = 49, **options: Any) -> None:
         if regions < 1:
             raise InputError(f"--regions must be at least 1, got {regions}")
         self.regions = int(regions)
-        self.options = options
+        self.options: dict[str, Any] = as_dict(parse_options(
+            type(self).Options, options, component=self.name or type(self).__name__,
+            kind="division"))
 
     #: True for divisions that run a model (``prior:<method>``): `divide` needs a context
     needs_context: bool = False
@@ -69,6 +83,10 @@ class Divider(ABC):
 
     def settings(self) -> dict[str, Any]:
         return {"regions": self.regions, **self.options}
+
+    def resolved_options(self) -> dict[str, dict[str, Any]]:
+        """The options of this divider and of any component it runs, by component name."""
+        return {self.name: dict(self.options)}
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -119,8 +137,12 @@ class SlicoDivider(Divider):
     TPAMI 2012; defaults from the SMDL reference code (ruler 20, 20 iterations).
     """
 
-    def __init__(self, regions: int = 49, ruler: float = 20.0, iterations: int = 20) -> None:
-        super().__init__(regions, ruler=ruler, iterations=iterations)
+    name = "slico"
+
+    @dataclass(frozen=True)
+    class Options:
+        ruler: float = option(20.0, "compactness: larger gives squarer superpixels", above=0)
+        iterations: int = option(20, "SLICO iterations", min=1)
 
     def _labels(self, image: np.ndarray) -> np.ndarray:
         import cv2
@@ -138,6 +160,8 @@ class SlicoDivider(Divider):
 @register_divider("grid")
 class GridDivider(Divider):
     """A regular grid of rows × cols cells, rows × cols ≤ `regions`, cells as square as possible."""
+
+    name = "grid"
 
     def _labels(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -167,8 +191,12 @@ class SeedsDivider(Divider):
     ECCV 2012; defaults from the SMDL reference code (50 superpixels, 3 levels, 10 iterations).
     """
 
-    def __init__(self, regions: int = 49, levels: int = 3, iterations: int = 10) -> None:
-        super().__init__(regions, levels=levels, iterations=iterations)
+    name = "seeds"
+
+    @dataclass(frozen=True)
+    class Options:
+        levels: int = option(3, "block levels of the SEEDS hierarchy", min=1)
+        iterations: int = option(10, "SEEDS iterations", min=1)
 
     def _labels(self, image: np.ndarray) -> np.ndarray:
         import cv2
@@ -210,18 +238,27 @@ class SamDivider(Divider):
     Ref. Kirillov et al., "Segment Anything", ICCV 2023; settings from the SMDL reference code.
     """
 
-    def __init__(self, regions: int = 49, checkpoint: str | None = None, model: str = "vit_b",
-                 points_per_side: int = 32, stability_score_thresh: float = 0.8,
-                 min_area: float = 0.0005, device: str = "cpu") -> None:
-        super().__init__(regions, checkpoint=checkpoint, model=model,
-                         points_per_side=points_per_side,
-                         stability_score_thresh=stability_score_thresh, min_area=min_area)
-        if not checkpoint:
+    name = "sam"
+
+    @dataclass(frozen=True)
+    class Options:
+        checkpoint: str | None = option(None, "segment-anything checkpoint file "
+                                              "(also --sam-checkpoint)")
+        model: str = option("vit_b", "SAM backbone of the checkpoint (also --sam-model)",
+                            choices=("vit_b", "vit_l", "vit_h"))
+        points_per_side: int = option(32, "point grid side of the automatic mask generator",
+                                      min=1)
+        stability_score_thresh: float = option(0.8, "keep masks at least this stable",
+                                               min=0, max=1)
+        min_area: float = option(0.0005, "drop masks under this fraction of the image",
+                                 min=0, below=1)
+
+    def __init__(self, regions: int = 49, device: str = "cpu", **options: Any) -> None:
+        super().__init__(regions, **options)
+        if not self.options["checkpoint"]:
             raise InputError("--division sam needs --sam-checkpoint FILE (a segment-anything "
                              "checkpoint, e.g. sam_vit_b_01ec64.pth)")
-        if model not in ("vit_b", "vit_l", "vit_h"):
-            raise InputError(f"--sam-model must be vit_b, vit_l or vit_h, got {model!r}")
-        self._device = device
+        self._device = device  # the run's device, a cross-cutting setting, not an option
 
     def _generator(self):
         sam = cached_sam(self.options["checkpoint"], self.options["model"], self._device)
@@ -293,16 +330,13 @@ def prior_labels(saliency: np.ndarray, grid: int, group: int) -> np.ndarray:
 
 
 def divider_from_config(config: Any) -> Divider:
-    """The divider an ExplainConfig asks for, with its SAM and prior settings."""
+    """The divider an ExplainConfig asks for, with its options (``config.options[name]``)."""
     name = config.division.partition(":")[0]
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = config.options_for(name)
     if name == "sam":
         from .adapters import resolve_device
 
-        options.update(checkpoint=config.sam_checkpoint, model=config.sam_model,
-                       device=str(resolve_device(config.device)))
-    elif name == "prior":
-        options.update(grid=config.prior_grid, group=config.prior_group)
+        options["device"] = str(resolve_device(config.device))
     return make_divider(config.division, config.regions, **options)
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 
 from . import distributed
-from .errors import InputError
 from .objective import Objective
+from .options import NoOptions, as_dict, option, parse_options
 from .registry import Registry
 from .regions import RegionStack
 
-SEARCHES: Registry[type["Search"]] = Registry("search")
+SEARCHES: Registry[type["Search"]] = Registry("search", components=True)
 ProgressFn = Callable[[int, int], None]
 #: the strategy `mmattr explain` uses when none is given (see benchmarks/results/search_cpu.md)
 DEFAULT_SEARCH = "lazy"
@@ -119,13 +119,6 @@ class _Trace:
                             extra=extra)
 
 
-def _at_least_one(search: str, option: str, value: Any) -> int:
-    """A search option that counts something: an int ≥ 1, or a one-line error naming it."""
-    if int(value) < 1:
-        raise InputError(f"the {search} search's {option} must be at least 1, got {value}")
-    return int(value)
-
-
 def _drop(rest: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
     """`rest` without its entry at device index i, with no device-to-host sync."""
     keep = torch.arange(rest.shape[0] - 1, device=rest.device)
@@ -133,12 +126,22 @@ def _drop(rest: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
 
 
 class Search(ABC):
-    """Orders the regions of a RegionStack under an Objective."""
+    """Orders the regions of a RegionStack under an Objective.
 
-    name = "search"
+    A strategy's own settings are its ``Options`` dataclass (mmattr.options): keyword arguments
+    are validated against it once, here; `opts` is the typed instance and `options` its dict
+    (recorded in explanation.json). `seed` is the run's seed, a cross-cutting setting.
+    """
 
-    def __init__(self, **options: Any) -> None:
-        self.options = options
+    name: ClassVar[str] = "search"
+    #: the strategy's declared options
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        self.seed = int(seed)
+        self.opts = parse_options(type(self).Options, options, component=self.name,
+                                  kind="search")
+        self.options: dict[str, Any] = as_dict(self.opts)
 
     @abstractmethod
     def run(self, objective: Objective, stack: RegionStack,
@@ -200,9 +203,14 @@ class LazyGreedy(Search):
 
     name = "lazy"
 
-    def __init__(self, batch: int = 2, **options: Any) -> None:
-        self.batch = _at_least_one("lazy", "batch", batch)
-        super().__init__(batch=self.batch, **options)
+    @dataclass(frozen=True)
+    class Options:
+        batch: int = option(2, "stale candidates re-evaluated per batch (larger on GPU; also "
+                               "search_batch)", min=1)
+
+    @property
+    def batch(self) -> int:
+        return self.opts.batch
 
     def run(self, objective: Objective, stack: RegionStack,
             progress: ProgressFn | None = None) -> SearchResult:
@@ -267,14 +275,18 @@ class StochasticGreedy(Search):
 
     name = "stochastic"
 
-    def __init__(self, epsilon: float = 0.01, k: int | None = None, seed: int = 0,
-                 **options: Any) -> None:
-        if not 0.0 < float(epsilon) < 1.0:
-            raise InputError(f"the stochastic search's epsilon must be in (0, 1), got {epsilon}")
-        if k is not None:
-            k = _at_least_one("stochastic", "k", k)
-        super().__init__(epsilon=float(epsilon), k=k, seed=int(seed), **options)
-        self.epsilon, self.k, self.seed = float(epsilon), k, int(seed)
+    @dataclass(frozen=True)
+    class Options:
+        epsilon: float = option(0.01, "ε: (N/k)·ln(1/ε) candidates sampled per step (also "
+                                      "search_epsilon)", above=0, below=1)
+        k: int | None = option(None, "k of the sample size; none: the number of regions", min=1)
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        super().__init__(seed, **options)
+        self.epsilon, self.k = self.opts.epsilon, self.opts.k
+
+    def settings(self) -> dict:
+        return {**super().settings(), "seed": self.seed}
 
     def sample_size(self, n: int) -> int:
         k = self.k or n
@@ -325,9 +337,14 @@ class BidirectionalSearch(Search):
 
     name = "bidirectional"
 
-    def __init__(self, shortlist: int = 8, **options: Any) -> None:
-        self.shortlist = _at_least_one("bidirectional", "shortlist", shortlist)
-        super().__init__(shortlist=self.shortlist, **options)
+    @dataclass(frozen=True)
+    class Options:
+        shortlist: int = option(8, "lowest front candidates re-checked for the back list "
+                                   "(also search_shortlist)", min=1)
+
+    @property
+    def shortlist(self) -> int:
+        return self.opts.shortlist
 
     def run(self, objective: Objective, stack: RegionStack,
             progress: ProgressFn | None = None) -> SearchResult:
@@ -395,32 +412,20 @@ def _keep_index(keep: torch.Tensor, count: int) -> torch.Tensor:
     return order[:count]
 
 
-def make_search(name: str, **options: Any) -> Search:
-    return SEARCHES.get(name)(**options)
-
-
-#: each search's options → the ExplainConfig setting that carries it (the one mapping: the
-#: config builds a search from it, and `config_changes` turns ``lazy:batch=8`` into settings)
-SEARCH_OPTIONS: dict[str, dict[str, str]] = {
-    "stochastic": {"epsilon": "search_epsilon", "seed": "seed"},
-    "lazy": {"batch": "search_batch"},
-    "bidirectional": {"shortlist": "search_shortlist"},
-}
+def make_search(name: str, seed: int = 0, **options: Any) -> Search:
+    """A search by registry name, its options validated against its declaration."""
+    return SEARCHES.get(name)(seed=seed, **options)
 
 
 def search_from_config(config: Any) -> Search:
-    """The Search an ExplainConfig asks for, with its options (seed, epsilon, batch, ...)."""
-    fields = SEARCH_OPTIONS.get(config.search, {})
-    return make_search(config.search, **{opt: getattr(config, f) for opt, f in fields.items()})
+    """The Search an ExplainConfig asks for: its options from ``config.options[name]``, the
+    seed from the config."""
+    return make_search(config.search, seed=config.seed, **config.options_for(config.search))
 
 
 def config_changes(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``("lazy", {"batch": 8})`` → ``{"search": "lazy", "search_batch": 8}``: the settings that
-    make `search_from_config` build that search; an option the search lacks is an error."""
-    SEARCHES.get(name)
-    fields = SEARCH_OPTIONS.get(name, {})
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise InputError(f"search {name!r} has no option {', '.join(unknown)}; "
-                         f"it takes {', '.join(sorted(fields)) or 'none'}")
-    return {"search": name, **{fields[k]: v for k, v in options.items()}}
+    """``("lazy", {"batch": 8})`` → ``{"search": "lazy", "options": {"lazy": {"batch": 8}}}``:
+    the `ExplainConfig.replace` changes that make `search_from_config` build that search;
+    the options are checked against the search's declaration (an unknown one is an error)."""
+    parse_options(SEARCHES.options(name), options, component=name, kind="search")
+    return {"search": name, "options": {name: dict(options)}}

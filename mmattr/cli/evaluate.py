@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 
@@ -39,6 +39,10 @@ def evaluate(
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and ROAD noise."),
     config: Optional[Path] = typer.Option(None, help="YAML explain settings (configs/explain.yaml)."),
+    option: Annotated[Optional[list[str]], typer.Option(
+        "--option", "-O", metavar="COMPONENT.NAME=VALUE",
+        help="A divider, search or method option for every method run, e.g. -O rise.masks=2000 "
+             "(repeatable; `mmattr options` lists them).")] = None,
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     num_processes: int = typer.Option(1, "--num-processes",
                                       help="Shard the images over N processes (accelerate)."),
@@ -49,12 +53,13 @@ def evaluate(
     from ..config import ExplainConfig, load_config
     from ..distributed import is_main_process
     from ..evaluate import evaluate_dataset
+    from ..options import parse_assignments
 
     relaunch_if_asked(num_processes)
 
     cfg = (load_config(config) if config else ExplainConfig()).replace(
         division=division, regions=regions, search=search, vocabulary=vocabulary,
-        batch_size=batch_size, device=device, seed=seed)
+        batch_size=batch_size, device=device, seed=seed, options=parse_assignments(option or []))
     with _progress(is_main_process()) as progress:
         summary = evaluate_dataset(dataset, methods, metrics, model=model, out=out, config=cfg,
                                    score=score, steps=steps, fill=fill, limit=limit,

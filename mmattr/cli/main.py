@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import click
 import typer
@@ -72,49 +72,59 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
+#: ``-O COMPONENT.NAME=VALUE``: every component option, generated from the declarations
+OptionFlag = Annotated[Optional[list[str]], typer.Option(
+    "--option", "-O", metavar="COMPONENT.NAME=VALUE",
+    help="A divider, search or method option, e.g. -O rise.masks=2000 -O lazy.batch=8 "
+         "(repeatable; `mmattr options` lists them with types, defaults and bounds).")]
+
+
 @app.command()
 @one_line_errors
 def explain(
-    image: Path = typer.Argument(..., help="Image file to explain."),
-    text: Optional[str] = typer.Option(None, "--text", "-t", help="Target prompt, e.g. \"a red circle\"."),
-    class_name: Optional[str] = typer.Option(None, "--class", help="Target class, by name or index."),
-    target_image: Optional[Path] = typer.Option(None, "--target-image", help="Explain the similarity to this image."),
-    target_embedding: Optional[Path] = typer.Option(None, "--target-embedding", help="Target embedding, a (D,) .npy file."),
-    model: Optional[str] = typer.Option(None, help="Model spec, e.g. demo or hf:FOLDER (see `mmattr models`)."),
-    method: Optional[str] = typer.Option(None, help="Attribution method (default smdl)."),
-    division: Optional[str] = typer.Option(None, help="Sub-region division, e.g. slico, grid."),
-    regions: Optional[int] = typer.Option(None, help="About this many sub-regions, never more (default 49)."),
-    search: Optional[str] = typer.Option(None, help="SMDL search: exact, lazy, stochastic or bidirectional (see configs/explain.yaml)."),
-    score: Optional[str] = typer.Option(None, help="Consistency/collaboration score: cosine or probability."),
-    vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities: a file (one per line), 'imagenet' or 'shapes'."),
-    templates: Optional[str] = typer.Option(None, help="Prompt templates: none (default for --text), default, imagenet80 or a file; demo models keep their own."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: new, empty or an earlier mmattr result (default explanations/IMAGE.METHOD.TARGET)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
-    dtype: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16 (autocast on GPU)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward pass."),
-    sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="segment-anything checkpoint for --division sam."),
-    sam_model: Optional[str] = typer.Option(None, "--sam-model", help="vit_b, vit_l or vit_h."),
-    layer: Optional[str] = typer.Option(None, help="CAM methods: the layer to use (module path)."),
-    seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and searches."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", help="Divide and search larger images on a copy with this long side (default 1024); maps come back full size."),
-    config: Optional[Path] = typer.Option(None, help="YAML settings (see configs/explain.yaml)."),
-    overwrite: bool = typer.Option(False, help="Redo an output folder that is already complete."),
-    num_processes: int = typer.Option(1, "--num-processes",
-                                      help="Split each search step over N processes (accelerate)."),
+    image: Annotated[Path, typer.Argument(help="Image file to explain.")],
+    text: Annotated[Optional[str], typer.Option("--text", "-t", help="Target prompt, e.g. \"a red circle\".")] = None,
+    class_name: Annotated[Optional[str], typer.Option("--class", help="Target class, by name or index.")] = None,
+    target_image: Annotated[Optional[Path], typer.Option("--target-image", help="Explain the similarity to this image.")] = None,
+    target_embedding: Annotated[Optional[Path], typer.Option("--target-embedding", help="Target embedding, a (D,) .npy file.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model spec, e.g. demo or hf:FOLDER (see `mmattr models`).")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Attribution method (default smdl).")] = None,
+    division: Annotated[Optional[str], typer.Option(help="Sub-region division, e.g. slico, grid.")] = None,
+    regions: Annotated[Optional[int], typer.Option(help="About this many sub-regions, never more (default 49).")] = None,
+    search: Annotated[Optional[str], typer.Option(help="SMDL search: exact, lazy, stochastic or bidirectional (see configs/explain.yaml).")] = None,
+    score: Annotated[Optional[str], typer.Option(help="Consistency/collaboration score: cosine or probability.")] = None,
+    vocabulary: Annotated[Optional[str], typer.Option(help="Class names for probabilities: a file (one per line), 'imagenet' or 'shapes'.")] = None,
+    templates: Annotated[Optional[str], typer.Option(help="Prompt templates: none (default for --text), default, imagenet80 or a file; demo models keep their own.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder: new, empty or an earlier mmattr result (default explanations/IMAGE.METHOD.TARGET).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="auto, fp32, fp16 or bf16 (autocast on GPU).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per forward pass.")] = None,
+    option: OptionFlag = None,
+    sam_checkpoint: Annotated[Optional[Path], typer.Option("--sam-checkpoint", help="Short for -O sam.checkpoint=FILE (--division sam).")] = None,
+    sam_model: Annotated[Optional[str], typer.Option("--sam-model", help="Short for -O sam.model=NAME: vit_b, vit_l or vit_h.")] = None,
+    layer: Annotated[Optional[str], typer.Option(help="CAM methods: the layer to use (module path); short for -O gradcam.layer=PATH (and gradcampp, scorecam).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for sampled methods and searches.")] = None,
+    max_side: Annotated[Optional[int], typer.Option("--max-side", help="Divide and search larger images on a copy with this long side (default 1024); maps come back full size.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML settings (see configs/explain.yaml).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo an output folder that is already complete.")] = False,
+    num_processes: Annotated[int, typer.Option("--num-processes", help="Split each search step over N processes (accelerate).")] = 1,
 ) -> None:
     """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
     curves.png and explanation.json."""
     relaunch_if_asked(num_processes)
     from ..api import explain_to_dir
     from ..config import ExplainConfig, load_config
+    from ..options import parse_assignments
     from ..targets import Target
 
     target = Target.from_options(text, class_name, target_image, target_embedding)
+    # The flags win over the file; -O options merge into the file's, option by option.
     cfg = (load_config(config) if config else ExplainConfig()).replace(
         model=model, method=method, division=division, regions=regions, search=search,
         score=score, vocabulary=vocabulary, device=device, dtype=dtype, batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
-        layer=layer, seed=seed, max_side=max_side, templates=templates)
+        layer=layer, seed=seed, max_side=max_side, templates=templates,
+        options=parse_assignments(option or []))
     from ..api import default_out_dir
     from ..distributed import is_main_process, process_out_dir
 
@@ -150,6 +160,22 @@ def _summary(e, out_dir: Path) -> None:
         f"[bold]{escape(label)}[/] · {e.method} · model {e.model['spec']} · {where}\n{top}"
         f"insertion AUC {e.insertion_auc:.4f} · deletion AUC {e.deletion_auc:.4f} ({e.curve_score})\n"
         f"{e.forward_passes} forward passes in {e.seconds:.1f} s → {out_dir}", highlight=False)
+
+
+@app.command("options")
+@one_line_errors
+def options_command(
+    component: Annotated[Optional[str], typer.Argument(
+        help="A divider, search or method (e.g. rise, lazy, sam); all of them when left out.")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (docs/OPTIONS.md).")] = False,
+) -> None:
+    """List the options of each divider, search and method: name, type, default, bounds, help.
+    Set them with -O COMPONENT.NAME=VALUE or in a config's options: section."""
+    from ..options import options_markdown, options_text
+    from ..registry import declared_options
+
+    rows = declared_options(component)
+    typer.echo(options_markdown(rows) if markdown else options_text(rows), nl=False)
 
 
 @app.command()

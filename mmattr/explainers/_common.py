@@ -49,6 +49,8 @@ class MapResult:
     regions: np.ndarray | None = None
     region_values: np.ndarray | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: options of other components the method ran (LIME's feature division), by name
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def target_embedding(adapter: Adapter, target: Target) -> torch.Tensor:
@@ -176,9 +178,6 @@ class MapExplainer(Explainer):
     forward passes are reported apart from the method's own (settings["curve"]).
     """
 
-    #: registry name, set by each subclass
-    name: str = ""
-
     @abstractmethod
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
@@ -215,6 +214,7 @@ class MapExplainer(Explainer):
             forward_passes=int(result.forward_passes), seconds=seconds, method=self.name,
             model=adapter.describe(), target={**target.to_dict(), "label": target.label},
             settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": source,
+                      "options": {**self.resolved_options(), **result.options},
                       "method_settings": result.settings,
                       "curve": {"kind": "pixel", "steps": CURVE_STEPS, "fill": "black",
                                 "score": curve_score, "forward_passes": scorer.forward_passes}},

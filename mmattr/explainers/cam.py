@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from ..adapters.base import Adapter
 from ..errors import InputError, ModelError
+from ..options import option
 from ._common import MapExplainer, MapResult, cosine, to_image_space
 from .base import ProgressFn, register_explainer
 
@@ -175,11 +177,21 @@ def scorecam_masks(act: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return (up - lo) / (hi - lo + 1e-8)
 
 
+@dataclass(frozen=True)
+class CAMOptions:
+    """What every CAM method takes."""
+
+    layer: str | None = option(None, "module path of the layer to hook (inside the image tower "
+                                     "or the whole model); none picks one (also --layer)")
+
+
 class _CAMExplainer(MapExplainer):
     """Shared path: model input, layer, activations (and gradients) of the target score."""
 
+    Options = CAMOptions
+
     def _layer(self, model: nn.Module, adapter: Adapter) -> tuple[str, nn.Module]:
-        path = self.config.layer or auto_layer(model, adapter)
+        path = self.opts.layer or auto_layer(model, adapter)
         return path, resolve_layer(adapter, path)
 
     def _input(self, image: np.ndarray, adapter: Adapter) -> torch.Tensor:
@@ -263,6 +275,11 @@ class ScoreCAMExplainer(_CAMExplainer):
     name = "scorecam"
     score_name = "logit_scale * cosine"
 
+    @dataclass(frozen=True)
+    class Options(CAMOptions):
+        batch: int | None = option(None, "channel masks scored per forward pass; none: the "
+                                         "batch_size setting", min=1)
+
     def _cam(self, pixels, target_emb, adapter, model, layer, hw, progress):
         with torch.inference_mode(), capture(layer) as seen:
             adapter.encode_images(pixels)
@@ -270,7 +287,7 @@ class ScoreCAMExplainer(_CAMExplainer):
         channels = act.shape[1]
         # pytorch-grad-cam: UpsamplingBilinear2d (align_corners=True), then per-channel min-max.
         scores = []
-        batch = self.config.batch_size
+        batch = self.opts.batch or self.config.batch_size
         with torch.inference_mode():
             for start in range(0, channels, batch):
                 masks = scorecam_masks(act[0, start:start + batch], hw)

@@ -8,11 +8,14 @@ input resolution and pixels outside the model's crop get zero.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..adapters.base import Adapter
 from ..errors import ModelError
+from ..options import option
 from ._common import MapExplainer, MapResult, cosine, image_tensor
 from .base import ProgressFn, register_explainer
 
@@ -59,26 +62,30 @@ class SaliencyExplainer(MapExplainer):
 
 @register_explainer("ig")
 class IntegratedGradientsExplainer(MapExplainer):
-    """Integrated Gradients from a black image, 50 steps (Captum's Gauss-Legendre rule), summed
-    over colour channels.
+    """Integrated Gradients from a black image, 50 steps by default (Captum's Gauss-Legendre
+    rule), summed over colour channels.
 
     Ref. Sundararajan et al., "Axiomatic Attribution for Deep Networks", ICML 2017.
     """
 
     name = "ig"
-    steps = 50
+
+    @dataclass(frozen=True)
+    class Options:
+        steps: int = option(50, "integration steps (forward and backward passes)", min=1)
 
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
         attr = _captum()
+        steps = self.opts.steps
         x = image_tensor(image, adapter.device)
         ig = attr.IntegratedGradients(score_fn(adapter, target_emb))
         with torch.enable_grad():
-            maps, delta = ig.attribute(x, baselines=torch.zeros_like(x), n_steps=self.steps,
+            maps, delta = ig.attribute(x, baselines=torch.zeros_like(x), n_steps=steps,
                                        internal_batch_size=self.config.batch_size,
                                        return_convergence_delta=True)
-        return MapResult(maps[0].sum(0).detach().cpu().numpy(), forward_passes=self.steps,
-                         settings={"score": "cosine", "steps": self.steps, "baseline": "black",
+        return MapResult(maps[0].sum(0).detach().cpu().numpy(), forward_passes=steps,
+                         settings={"score": "cosine", "steps": steps, "baseline": "black",
                                    "reduce": "sum over channels",
                                    "convergence_delta": float(delta.abs().max()),
                                    "implementation": "captum.attr.IntegratedGradients"})

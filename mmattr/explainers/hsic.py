@@ -6,12 +6,15 @@ Dependence Measure", NeurIPS 2022 (defaults as Xplique's HsicAttributionMethod).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..adapters.base import Adapter
 from ..division import grid_labels
+from ..options import option
 from ._common import MapExplainer, MapResult, seeded_generator
 from .base import ProgressFn, register_explainer
 from .perturbation import _region_scores
@@ -40,27 +43,31 @@ def hsic_scores(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @register_explainer("hsic")
 class HsicExplainer(MapExplainer):
-    """7×7 grid, 1,536 binary Latin-hypercube designs, perturbed input x·M (cells on black);
-    the 7×7 HSIC map is resized bicubically to the image.
+    """7×7 grid, 1,536 binary Latin-hypercube designs (the defaults), perturbed input x·M
+    (cells on black); the grid's HSIC map is resized bicubically to the image.
     """
 
     name = "hsic"
-    grid = 7
-    n_designs = 1536
+
+    @dataclass(frozen=True)
+    class Options:
+        grid: int = option(7, "grid side: grid × grid cells switched on and off", min=1)
+        designs: int = option(1536, "binary Latin-hypercube designs (forward passes)", min=2)
 
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
         H, W = image.shape[:2]
-        g = min(self.grid, H, W)
+        g = min(self.opts.grid, H, W)
+        designs = self.opts.designs
         labels = grid_labels(H, W, g, g)
         dev = adapter.device
-        x = binary_lhs(self.n_designs, g * g, seeded_generator(self.config.seed, dev), dev)
+        x = binary_lhs(designs, g * g, seeded_generator(self.config.seed, dev), dev)
         y, passes = _region_scores(image, labels, adapter, target_emb, x, self.config.batch_size)
         values = hsic_scores(x, y).float()
         sal = F.interpolate(values.view(1, 1, g, g), size=(H, W), mode="bicubic",
                             align_corners=False)[0, 0]
         return MapResult(sal.cpu().numpy(), passes, regions=labels,
                          region_values=values.cpu().numpy(),
-                         settings={"grid": g, "designs": self.n_designs, "sampler": "binary LHS",
+                         settings={"grid": g, "designs": designs, "sampler": "binary LHS",
                                    "input_kernel": "dirac", "output_kernel": "rbf, width median",
                                    "fill": "black", "score": "cosine"})

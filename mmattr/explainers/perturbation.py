@@ -8,23 +8,28 @@ the batch size. Hidden regions are black (0 in pixel space), as in SMDL's masked
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..adapters.base import Adapter
 from ..division import divider_from_config
+from ..options import option
 from ..regions import RegionStack
 from ._common import (MapExplainer, MapResult, image_tensor, score_masked, seeded_generator,
                       to_image_space)
 from .base import ProgressFn, register_explainer
 
 
-def _feature_labels(config, image: np.ndarray) -> tuple[np.ndarray, str]:
+def _feature_labels(config, image: np.ndarray
+                    ) -> tuple[np.ndarray, str, dict[str, dict[str, Any]]]:
     """LIME / Kernel SHAP features: the configured division (a prior division would need this
-    very method, so it falls back to SLICO)."""
+    very method, so it falls back to SLICO), and that division's resolved options."""
     cfg = config if not config.division.startswith("prior") else config.replace(division="slico")
-    return divider_from_config(cfg).divide(image), cfg.division
+    divider = divider_from_config(cfg)
+    return divider.divide(image), cfg.division, divider.resolved_options()
 
 
 def _region_scores(image: np.ndarray, labels: np.ndarray, adapter: Adapter,
@@ -103,53 +108,63 @@ def kernel_shap_values(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, 
 class LimeExplainer(MapExplainer):
     """A weighted ridge model of the target cosine over sub-regions switched on and off.
 
-    1,000 samples (the first with every region on), kernel width 0.25 on the cosine distance
-    of the binary vectors, ridge α = 1; features are the configured division's regions.
+    1,000 samples by default (the first with every region on), kernel width 0.25 on the cosine
+    distance of the binary vectors, ridge α = 1; features are the configured division's regions.
 
     Ref. Ribeiro et al., "'Why Should I Trust You?': Explaining the Predictions of Any
     Classifier", KDD 2016.
     """
 
     name = "lime"
-    n_samples = 1000
-    kernel_width = 0.25
-    alpha = 1.0
+
+    @dataclass(frozen=True)
+    class Options:
+        samples: int = option(1000, "perturbed samples (forward passes)", min=1)
+        kernel_width: float = option(0.25, "width of the exponential kernel on the cosine "
+                                           "distance", above=0)
+        alpha: float = option(1.0, "ridge regularisation α", min=0)
 
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
-        labels, division = _feature_labels(self.config, image)
+        o = self.opts
+        labels, division, used = _feature_labels(self.config, image)
         n = int(labels.max()) + 1
         gen = seeded_generator(self.config.seed, adapter.device)
-        z = torch.randint(0, 2, (self.n_samples, n), generator=gen, device=adapter.device).float()
+        z = torch.randint(0, 2, (o.samples, n), generator=gen, device=adapter.device).float()
         z[0] = 1
         y, passes = _region_scores(image, labels, adapter, target_emb, z, self.config.batch_size)
-        coef, _ = weighted_ridge(z, y, lime_kernel(z, self.kernel_width), self.alpha)
+        coef, _ = weighted_ridge(z, y, lime_kernel(z, o.kernel_width), o.alpha)
         values = coef.float().cpu().numpy()
         return MapResult(values[labels], passes, regions=labels, region_values=values,
-                         settings={"samples": self.n_samples, "kernel_width": self.kernel_width,
-                                   "alpha": self.alpha, "features": f"{division} ({n} regions)",
-                                   "fill": "black", "score": "cosine"})
+                         settings={"samples": o.samples, "kernel_width": o.kernel_width,
+                                   "alpha": o.alpha, "features": f"{division} ({n} regions)",
+                                   "fill": "black", "score": "cosine"}, options=used)
 
 
 @register_explainer("kernelshap")
 class KernelShapExplainer(MapExplainer):
     """Shapley values of the sub-regions for the target cosine, by Kernel SHAP regression.
 
-    1,000 coalitions plus the empty and full ones (exact enumeration when there are fewer);
+    1,000 coalitions by default plus the empty and full ones (exact enumeration when there are
+    fewer);
     features are the configured division's regions.
 
     Ref. Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
     """
 
     name = "kernelshap"
-    n_samples = 1000
+
+    @dataclass(frozen=True)
+    class Options:
+        samples: int = option(1000, "coalitions sampled (forward passes)", min=3)
 
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
-        labels, division = _feature_labels(self.config, image)
+        labels, division, used = _feature_labels(self.config, image)
         n = int(labels.max()) + 1
         dev = adapter.device
-        z, weights, exact = shapley_samples(n, self.n_samples, seeded_generator(self.config.seed, dev), dev)
+        z, weights, exact = shapley_samples(n, self.opts.samples,
+                                            seeded_generator(self.config.seed, dev), dev)
         ends = torch.stack([torch.zeros(n, device=dev), torch.ones(n, device=dev)])
         y, passes = _region_scores(image, labels, adapter, target_emb, torch.cat([ends, z]),
                                    self.config.batch_size)
@@ -158,7 +173,7 @@ class KernelShapExplainer(MapExplainer):
         return MapResult(values[labels], passes, regions=labels, region_values=values,
                          settings={"samples": int(z.shape[0]) + 2, "exact": exact,
                                    "features": f"{division} ({n} regions)", "fill": "black",
-                                   "score": "cosine"})
+                                   "score": "cosine"}, options=used)
 
 
 def rise_masks(grid: torch.Tensor, shifts: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -177,8 +192,8 @@ def rise_masks(grid: torch.Tensor, shifts: torch.Tensor, hw: tuple[int, int]) ->
 
 @register_explainer("rise")
 class RiseExplainer(MapExplainer):
-    """Σ f(I⊙M)·M / (N·p1) over N = 4,000 random masks: 7×7 Bernoulli(0.5) grids, bilinearly
-    upsampled and randomly shifted; f is the target cosine.
+    """Σ f(I⊙M)·M / (N·p1) over N = 4,000 random masks (the defaults): 7×7 Bernoulli(0.5)
+    grids, bilinearly upsampled and randomly shifted; f is the target cosine.
 
     As in the paper, masks live at the model's input resolution: the image is resized and
     cropped once, the masks are composed on that, and the map is carried back to the image
@@ -189,34 +204,37 @@ class RiseExplainer(MapExplainer):
     """
 
     name = "rise"
-    n_masks = 4000
-    grid = 7
-    p1 = 0.5
+
+    @dataclass(frozen=True)
+    class Options:
+        masks: int = option(4000, "random masks N (forward passes)", min=1)
+        grid: int = option(7, "mask grid side s: s × s Bernoulli cells, upsampled", min=1)
+        p1: float = option(0.5, "probability that a cell is shown", above=0, max=1)
 
     def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
                   progress: ProgressFn | None = None) -> MapResult:
         dev = adapter.device
-        s = self.grid
+        s, n_masks, p1 = self.opts.grid, self.opts.masks, self.opts.p1
         with torch.inference_mode():
             base = adapter.preprocess.geometry(image_tensor(image, dev))
         h, w = base.shape[-2:]
         gen = seeded_generator(self.config.seed, dev)
-        grids = (torch.rand(self.n_masks, s, s, generator=gen, device=dev) < self.p1).float()
+        grids = (torch.rand(n_masks, s, s, generator=gen, device=dev) < p1).float()
         cell = torch.tensor([math.ceil(h / s), math.ceil(w / s)], device=dev)
-        shifts = (torch.rand(self.n_masks, 2, generator=gen, device=dev) * cell).long()
+        shifts = (torch.rand(n_masks, 2, generator=gen, device=dev) * cell).long()
         sal = torch.zeros(h, w, device=dev)
         chunk = self.config.batch_size
         with torch.inference_mode():
-            for start in range(0, self.n_masks, chunk):
+            for start in range(0, n_masks, chunk):
                 masks = rise_masks(grids[start:start + chunk], shifts[start:start + chunk], (h, w))
                 f = score_masked(base, masks, adapter, lambda e: e @ target_emb.to(e.dtype)
                                  / e.norm(dim=-1).clamp(min=1e-12), chunk, model_space=True)
                 sal += torch.einsum("b,bhw->hw", f, masks)
                 if progress is not None:
-                    progress(min(start + chunk, self.n_masks), self.n_masks)
-            sal /= self.n_masks * self.p1
+                    progress(min(start + chunk, n_masks), n_masks)
+            sal /= n_masks * p1
             sal = to_image_space(sal, adapter, image.shape[:2])
-        return MapResult(sal.cpu().numpy(), self.n_masks,
-                         settings={"masks": self.n_masks, "grid": s, "p1": self.p1,
+        return MapResult(sal.cpu().numpy(), n_masks,
+                         settings={"masks": n_masks, "grid": s, "p1": p1,
                                    "mask_resolution": [int(h), int(w)], "fill": "black",
                                    "score": "cosine"})

@@ -6,11 +6,14 @@ It lives with the explainers because it runs one; `mmattr.division` stays below 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..division import DivisionContext, Divider, prior_labels, register_divider
 from ..errors import InputError
+from ..options import as_dict, option
 from ._common import MapExplainer, cached_attribute, target_embedding
 from .base import EXPLAINERS
 
@@ -26,18 +29,31 @@ class PriorDivider(Divider):
     Ref. Chen et al., ICLR 2024 ("w/ ours" rows of Table 1).
     """
 
+    name = "prior"
     needs_context = True
 
-    def __init__(self, regions: int = 49, method: str = "hsic", grid: int = 10,
-                 group: int = 4) -> None:
+    @dataclass(frozen=True)
+    class Options:
+        grid: int = option(10, "the map is pooled to grid × grid cells (also prior_grid)", min=1)
+        group: int = option(4, "cells per region, most salient first; grows when grid²/group "
+                               "would exceed --regions (also prior_group)", min=1)
+
+    def __init__(self, regions: int = 49, method: str = "hsic", **options: Any) -> None:
         if not (method in EXPLAINERS and issubclass(EXPLAINERS.get(method), MapExplainer)):
             EXPLAINERS.get(method)  # unknown names: the registry's one-line error
             raise InputError(f"prior:{method}: the prior must be a baseline method, e.g. prior:hsic")
-        if grid < 1 or group < 1:
-            raise InputError("prior_grid and prior_group must be at least 1")
-        group = max(int(group), math.ceil(grid * grid / regions))
-        super().__init__(regions, method=method, grid=int(grid), group=group)
+        super().__init__(regions, **options)
+        grid = self.options["grid"]
+        # `method` comes from the spec (prior:<method>), not an option; recorded with them
+        self.options = {"method": method, "grid": grid,
+                        "group": max(self.options["group"], math.ceil(grid * grid / regions))}
         self.forward_passes = 0
+        self._prior_options: dict[str, Any] = {}
+
+    def resolved_options(self) -> dict[str, dict[str, Any]]:
+        """The prior division's options and those of the method it ran."""
+        own = {k: v for k, v in self.options.items() if k != "method"}
+        return {self.name: own, **self._prior_options}
 
     def _labels(self, image: np.ndarray) -> np.ndarray:
         raise InputError(f"prior:{self.options['method']} needs the model and the target")
@@ -47,9 +63,11 @@ class PriorDivider(Divider):
         cfg = context.config.replace(method=method)
         if cfg.division.startswith("prior"):
             cfg = cfg.replace(division="slico")
-        result = cached_attribute(EXPLAINERS.get(method)(cfg), image,
+        explainer = EXPLAINERS.get(method)(cfg)
+        result = cached_attribute(explainer, image,
                                   target_embedding(context.adapter, context.target),
                                   context.adapter)
         self.forward_passes = int(result.forward_passes)
+        self._prior_options = {method: as_dict(explainer.opts)}
         return prior_labels(np.asarray(result.attribution, np.float64),
                             int(self.options["grid"]), int(self.options["group"]))

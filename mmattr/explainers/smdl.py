@@ -28,6 +28,8 @@ from .base import Explainer, ProgressFn, register_explainer
 class SMDLExplainer(Explainer):
     """Divide, then order the sub-regions greedily by the SMDL objective."""
 
+    name = "smdl"
+
     def explain(self, image: np.ndarray, target: Target, adapter: Adapter,
                 progress: ProgressFn | None = None) -> Explanation:
         cfg = self.config
@@ -53,7 +55,8 @@ class SMDLExplainer(Explainer):
                                       logits_fn=adapter.logits)
             empty_emb, full_emb = stack.embed_ends()
             t_prep = time.perf_counter()
-            result = search_from_config(cfg).run(objective, stack, progress=progress)
+            search = search_from_config(cfg)
+            result = search.run(objective, stack, progress=progress)
             t_search = time.perf_counter()
 
             # Curves from the search's own embeddings: probability when a vocabulary exists.
@@ -78,6 +81,9 @@ class SMDLExplainer(Explainer):
             seconds=seconds,
             method="smdl", model=adapter.describe(), target={**target.to_dict(), "label": target.label},
             settings={**cfg.to_dict(), "model": adapter.spec,
+                      # resolved options of the components this run used (defaults filled in)
+                      "options": {**self.resolved_options(), **divider.resolved_options(),
+                                  search.name: dict(search.options)},
                       "vocabulary_source": vocab.source if vocab else "none",
                       "vocabulary_size": len(vocab.names) if vocab else 0,
                       "target_index": target_index,

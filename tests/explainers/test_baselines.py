@@ -241,12 +241,11 @@ def test_mask_methods_peak_in_the_hot_box(hotbox, gray_image, name):
 
 
 @pytest.mark.parametrize("name", ["rise", "lime", "kernelshap", "hsic"])
-def test_sampled_methods_do_not_depend_on_batch_size(hotbox, gray_image, name, monkeypatch):
-    _fast(monkeypatch)
+def test_sampled_methods_do_not_depend_on_batch_size(hotbox, gray_image, name):
     a = mmattr.explain(gray_image, text="x", model=hotbox, method=name, batch_size=7,
-                       division="grid", regions=9)
+                       division="grid", regions=9, options=FAST)
     b = mmattr.explain(gray_image, text="x", model=hotbox, method=name, batch_size=256,
-                       division="grid", regions=9)
+                       division="grid", regions=9, options=FAST)
     np.testing.assert_allclose(a.attribution, b.attribution, rtol=1e-5, atol=1e-6)
 
 
@@ -318,8 +317,7 @@ def test_hsic_finds_the_relevant_dimension():
 # ---------------------------------------------------------------- every target kind, save
 
 @pytest.mark.parametrize("name", ["saliency", "gradcam", "rise"])
-def test_baselines_take_every_target_kind(tiny_clip, tmp_path, monkeypatch, name):
-    _fast(monkeypatch)
+def test_baselines_take_every_target_kind(tiny_clip, tmp_path, name):
     scene = _scene(48)
     target_png = tmp_path / "ref.png"
     from PIL import Image
@@ -329,14 +327,15 @@ def test_baselines_take_every_target_kind(tiny_clip, tmp_path, monkeypatch, name
                Target.from_options(image=target_png),
                Target.from_options(embedding=np.ones(64, np.float32))]
     for target in targets:
-        e = mmattr.explain(scene.image, model=tiny_clip, target=target, method=name, regions=9)
+        e = mmattr.explain(scene.image, model=tiny_clip, target=target, method=name, regions=9,
+                           options=FAST)
         assert e.attribution.shape == (48, 48) and np.isfinite(e.attribution).all()
         assert np.ptp(e.attribution) > 0 and len(e.insertion_curve) == CURVE_STEPS + 1
     out = e.save(tmp_path / name)
     assert (out / "curves.png").is_file() and (out / "overlay.png").is_file()
 
 
-def test_every_method_through_the_cli(tiny_clip_dir, tmp_path, monkeypatch):
+def test_every_method_through_the_cli(tiny_clip_dir, tmp_path):
     """`mmattr explain --method NAME` for every baseline and smdl w/ a prior division."""
     import json
 
@@ -345,7 +344,6 @@ def test_every_method_through_the_cli(tiny_clip_dir, tmp_path, monkeypatch):
 
     from mmattr.cli.main import app
 
-    _fast(monkeypatch)
     image = tmp_path / "scene.png"
     Image.fromarray(_scene(48).image).save(image)
     runner = CliRunner()
@@ -356,10 +354,14 @@ def test_every_method_through_the_cli(tiny_clip_dir, tmp_path, monkeypatch):
         out = tmp_path / "_".join(extra).replace(":", "-")
         result = runner.invoke(app, ["explain", str(image), "--text", "a red circle", "--model",
                                      f"hf:{tiny_clip_dir}", "--regions", "9", "--out", str(out),
-                                     *extra])
+                                     *FAST_FLAGS, *extra])
         assert result.exit_code == 0, (extra, result.output)
         data = json.loads((out / "explanation.json").read_text())
         assert data["method"] == extra[1]
+        method = extra[1] if extra[1] != "smdl" else "hsic" if "prior:hsic" in extra else None
+        if method in FAST:  # the -O options reached the method: explanation.json says so
+            assert data["settings"]["options"][method] == {
+                **data["settings"]["options"][method], **FAST[method]}
         assert np.load(out / "attribution.npy").shape == (48, 48)
     assert data["settings"]["division"] == "seeds"
     bad = runner.invoke(app, ["explain", str(image), "--text", "x", "--model", f"hf:{tiny_clip_dir}",
@@ -367,15 +369,11 @@ def test_every_method_through_the_cli(tiny_clip_dir, tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "baseline" in bad.output and "Traceback" not in bad.output
 
 
-def _fast(monkeypatch):
-    """Fewer samples: these tests check the plumbing; the known-answer tests use the defaults."""
-    from mmattr.explainers import gradient, hsic, perturbation
-
-    monkeypatch.setattr(perturbation.RiseExplainer, "n_masks", 32)
-    monkeypatch.setattr(perturbation.LimeExplainer, "n_samples", 32)
-    monkeypatch.setattr(perturbation.KernelShapExplainer, "n_samples", 32)
-    monkeypatch.setattr(hsic.HsicExplainer, "n_designs", 32)
-    monkeypatch.setattr(gradient.IntegratedGradientsExplainer, "steps", 4)
+#: fewer samples: these tests check the plumbing; the known-answer tests use the defaults
+FAST = {"rise": {"masks": 32}, "lime": {"samples": 32}, "kernelshap": {"samples": 32},
+        "hsic": {"designs": 32}, "ig": {"steps": 4}}
+FAST_FLAGS = [arg for component, opts in FAST.items() for name, value in opts.items()
+              for arg in ("-O", f"{component}.{name}={value}")]
 
 
 def test_reuse_maps_computes_a_prior_once(hotbox, gray_image, monkeypatch):
