@@ -35,7 +35,9 @@ class PriorDivider(Divider):
             raise InputError(f"prior:{method}: the prior must be a baseline method, e.g. prior:hsic")
         if grid < 1 or group < 1:
             raise InputError("prior_grid and prior_group must be at least 1")
-        group = max(int(group), math.ceil(grid * grid / regions))
+        # max(regions, 1): a count below 1 gets the base class's one-line InputError below,
+        # not a ZeroDivisionError here
+        group = max(int(group), math.ceil(grid * grid / max(int(regions), 1)))
         super().__init__(regions, method=method, grid=int(grid), group=group)
         self.forward_passes = 0
 
