@@ -202,12 +202,23 @@ class SeedsDivider(Divider):
         import cv2
 
         h, w = image.shape[:2]
+        # OpenCV's SEEDS corrupts memory (a segfault, or a crash later) on images that are small
+        # for the superpixels asked for (3×4 px, 10×10 px with 49, 64×32 with 2000): such images
+        # are divided at k× their size (pixels repeated) and the labels read back every k-th
+        # pixel. k = 1, the reference's path, for any side ≥ 32 with ≥ 16 pixels per superpixel.
+        k = max(math.ceil(_SEEDS_MIN_SIDE / min(h, w)),
+                math.ceil(math.sqrt(_SEEDS_MIN_PIXELS * self.regions / (h * w))), 1)
         # The reference reads images with cv2 (BGR); keep its channel order.
-        bgr = np.ascontiguousarray(image[..., ::-1])
-        seeds = cv2.ximgproc.createSuperpixelSEEDS(w, h, 3, self.regions,
+        bgr = np.ascontiguousarray(image[..., ::-1].repeat(k, axis=0).repeat(k, axis=1))
+        seeds = cv2.ximgproc.createSuperpixelSEEDS(w * k, h * k, 3, self.regions,
                                                    int(self.options["levels"]))
         seeds.iterate(bgr, int(self.options["iterations"]))
-        return seeds.getLabels()
+        return seeds.getLabels()[::k, ::k]
+
+
+#: the smallest image side and pixels per superpixel on which OpenCV's SEEDS runs safely
+_SEEDS_MIN_SIDE = 32
+_SEEDS_MIN_PIXELS = 16
 
 
 def masks_to_labels(masks: list[np.ndarray], min_area: float = 0.0005) -> np.ndarray:

@@ -45,3 +45,54 @@ def hotbox() -> HotBoxAdapter:
 def gray_image() -> np.ndarray:
     rng = np.random.default_rng(0)
     return (150 + rng.integers(-20, 20, size=(32, 32, 3))).astype(np.uint8)
+
+
+class ToyCNNAdapter(Adapter):
+    """A tiny random CNN with a text tower: the toy the contract tests run every registered
+    component on. It has what every method may ask of an adapter (an image tower for CAM hooks,
+    gradients), a 24×24 input reached by resize and centre crop (so the geometry is exercised),
+    and prompts embedded as fixed pseudo-random vectors (distinct, unit norm after encoding)."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.model = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 8))
+        with torch.no_grad():
+            for p in self.model.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        # float64 inside: its results do not change with the batch size (a float32 convolution
+        # picks other kernels for other batch sizes), so the contracts can compare tightly
+        self.model.double().eval().requires_grad_(False)
+        self.spec = "toy:cnn"
+        self.preprocess = Preprocess(shortest_edge=24, resize_hw=None, crop_hw=(24, 24),
+                                     mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        self.device = torch.device("cpu")
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels.double()).float()
+
+    def encode_texts(self, prompts) -> torch.Tensor:
+        rows = [torch.randn(8, generator=torch.Generator().manual_seed(sum(map(ord, p)) % 2**31))
+                for p in prompts]
+        return torch.stack(rows)
+
+    def vision_module(self) -> torch.nn.Module:
+        return self.model
+
+
+@pytest.fixture
+def toy_cnn() -> ToyCNNAdapter:
+    return ToyCNNAdapter()
+
+
+@pytest.fixture
+def toy_scene() -> np.ndarray:
+    """A 40×48 (non-square) image with structure: a bright disc and a dark bar on noise."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(60, 120, size=(40, 48, 3)).astype(np.uint8)
+    yy, xx = np.mgrid[:40, :48]
+    img[(yy - 14) ** 2 + (xx - 30) ** 2 < 64] = (230, 40, 40)
+    img[28:34, 6:26] = (20, 20, 200)
+    return img

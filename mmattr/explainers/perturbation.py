@@ -176,6 +176,11 @@ class KernelShapExplainer(MapExplainer):
                                    "score": "cosine"}, options=used)
 
 
+#: RISE masks composed and summed per block: a fixed size, so the map does not depend on the
+#: batch size (each block is still encoded `batch_size` images at a time)
+_RISE_BLOCK = 256
+
+
 def rise_masks(grid: torch.Tensor, shifts: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """(B, s, s) binary grids → (B, H, W) smooth masks: bilinear upsample to (s+1)·cell, then a
     crop shifted by (dy, dx) per mask."""
@@ -223,15 +228,19 @@ class RiseExplainer(MapExplainer):
         cell = torch.tensor([math.ceil(h / s), math.ceil(w / s)], device=dev)
         shifts = (torch.rand(n_masks, 2, generator=gen, device=dev) * cell).long()
         sal = torch.zeros(h, w, device=dev)
-        chunk = self.config.batch_size
+        # Masks are summed in blocks of a fixed size, each block scored `batch_size` images at a
+        # time: float sums depend on how they are grouped, and blocks of `batch_size` made the
+        # map (and the pixel ranking its curves read) change with the batch size.
+        block = _RISE_BLOCK
         with torch.inference_mode():
-            for start in range(0, n_masks, chunk):
-                masks = rise_masks(grids[start:start + chunk], shifts[start:start + chunk], (h, w))
+            for start in range(0, n_masks, block):
+                masks = rise_masks(grids[start:start + block], shifts[start:start + block], (h, w))
                 f = score_masked(base, masks, adapter, lambda e: e @ target_emb.to(e.dtype)
-                                 / e.norm(dim=-1).clamp(min=1e-12), chunk, model_space=True)
+                                 / e.norm(dim=-1).clamp(min=1e-12), self.config.batch_size,
+                                 model_space=True)
                 sal += torch.einsum("b,bhw->hw", f, masks)
                 if progress is not None:
-                    progress(min(start + chunk, n_masks), n_masks)
+                    progress(min(start + block, n_masks), n_masks)
             sal /= n_masks * p1
             sal = to_image_space(sal, adapter, image.shape[:2])
         return MapResult(sal.cpu().numpy(), n_masks,
