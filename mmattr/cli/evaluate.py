@@ -15,37 +15,43 @@ from ._common import console, one_line_errors, progress_bar, relaunch_if_asked
 
 @one_line_errors
 def evaluate(
-    dataset: Path = typer.Argument(..., help="Dataset folder: manifest.jsonl, or one subfolder "
-                                                "of images per class (ImageFolder)."),
-    methods: str = typer.Option("smdl", "--methods", "-m",
-                                help="Comma-separated methods: smdl, gradcam, ...; "
-                                     "smdl+prior:gradcam (or gradcam+ours) is SMDL over gradcam's prior division."),
-    metrics: str = typer.Option("insertion,deletion,pointing,energy_pointing,iou", "--metrics",
-                                help="Comma-separated metrics: " + ", ".join(list_metrics()) + "."),
-    out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Output folder; rerun to resume."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Discard earlier results in OUT (only the files evaluate "
-                                        "writes) and start again."),
-    model: Optional[str] = typer.Option(None, help="Model spec, e.g. demo or hf:FOLDER."),
-    score: str = typer.Option("probability", help="Metric score: probability, cosine or logit."),
-    steps: int = typer.Option(20, help="Insertion/deletion steps (pixel-level)."),
-    fill: str = typer.Option("black", help="Hidden pixels: black, blur or mean."),
-    division: Optional[str] = typer.Option(None, help="SMDL division (default slico)."),
-    regions: Optional[int] = typer.Option(None, help="SMDL sub-regions (default 49)."),
-    search: Optional[str] = typer.Option(None, help="SMDL search strategy."),
-    vocabulary: Optional[str] = typer.Option(None, help="Class names for probabilities."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N manifest lines."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward pass."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
-    seed: Optional[int] = typer.Option(None, help="Seed for sampled methods and ROAD noise."),
-    config: Optional[Path] = typer.Option(None, help="YAML explain settings (configs/explain.yaml)."),
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder: manifest.jsonl, or one "
+                                                 "subfolder of images per class (ImageFolder).")],
+    methods: Annotated[str, typer.Option(
+        "--methods", "-m", help="Comma-separated methods: smdl, gradcam, ...; smdl+prior:gradcam "
+                                "(or gradcam+ours) is SMDL over gradcam's prior division.")] = "smdl",
+    metrics: Annotated[str, typer.Option(
+        "--metrics", help="Comma-separated metrics: " + ", ".join(list_metrics()) + ".")
+    ] = "insertion,deletion,pointing,energy_pointing,iou",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; rerun to resume.")
+                   ] = Path("evaluation"),
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Discard earlier results in OUT (only the files evaluate writes) and "
+                            "start again.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="Model spec, e.g. demo or hf:FOLDER.")] = None,
+    score: Annotated[str, typer.Option(help="Metric score: probability, cosine or logit.")
+                     ] = "probability",
+    steps: Annotated[int, typer.Option(help="Insertion/deletion steps (pixel-level).")] = 20,
+    fill: Annotated[str, typer.Option(help="Hidden pixels: black, blur or mean.")] = "black",
+    division: Annotated[Optional[str], typer.Option(help="SMDL division (default slico).")] = None,
+    regions: Annotated[Optional[int], typer.Option(help="SMDL sub-regions (default 49).")] = None,
+    search: Annotated[Optional[str], typer.Option(help="SMDL search strategy.")] = None,
+    vocabulary: Annotated[Optional[str], typer.Option(help="Class names for probabilities.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N manifest lines.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Images per forward pass.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        help="Seed for sampled methods and ROAD noise.")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        help="YAML explain settings (configs/explain.yaml).")] = None,
     option: Annotated[Optional[list[str]], typer.Option(
         "--option", "-O", metavar="COMPONENT.NAME=VALUE",
         help="A divider, search or method option for every method run, e.g. -O rise.masks=2000 "
              "(repeatable; `mmattr options` lists them).")] = None,
-    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
-    num_processes: int = typer.Option(1, "--num-processes",
-                                      help="Shard the images over N processes (accelerate)."),
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")] = False,
+    num_processes: Annotated[int, typer.Option(
+        "--num-processes", help="Shard the images over N processes (accelerate).")] = 1,
 ) -> None:
     """Explain every manifest line with each method, score each metric, write results.jsonl,
     results.csv, summary.md and plots into OUT. A rerun skips the work already done; an
