@@ -84,3 +84,27 @@ def test_models_lists_families():
     assert result.exit_code == 0
     for family in ("demo", "hf", "openclip", "hf-classifier", "torch", "imagebind"):
         assert family in result.output
+
+
+def test_program_entry_exits_with_the_command_code(tmp_path):
+    """`python -m mmattr` (the `run` entry: no interpreter teardown) keeps exit codes, output
+    and atexit handlers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    ok = subprocess.run([sys.executable, "-m", "mmattr", "--version"], cwd=root, env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.strip()
+    bad = subprocess.run([sys.executable, "-m", "mmattr", "explain", str(tmp_path / "none.png"),
+                          "--text", "a"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and "error:" in bad.stderr
+    mark = tmp_path / "atexit.txt"
+    code = ("import atexit, sys; from pathlib import Path; "
+            f"atexit.register(lambda: Path({str(mark)!r}).write_text('ran')); "
+            "sys.argv = ['mmattr', '--version']; from mmattr.cli import run; run()")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, timeout=120)
+    assert done.returncode == 0 and mark.read_text() == "ran"
