@@ -1,11 +1,12 @@
-"""Helper processes that draw overlay.png and curves.png, started before torch is imported.
+"""A helper process that draws overlay.png and curves.png, started before torch is imported.
 
 A short `mmattr explain` spends about a second on its two figures, half of it importing
-matplotlib. `start` forks helpers at the command's start (Linux only, and only while torch is
-not imported yet: a fork never copies a thread pool); each imports matplotlib and loads its
-fonts on the second core while the command imports torch, then waits for one figure. `draw`
-sends each figure to a helper (both drawn at once) and waits; the files are those
-`mmattr.viz` writes in-process, byte for byte. Whenever a helper is missing, fails or is
+matplotlib. `start` forks a helper at the command's start (Linux only, and only while torch is
+not imported yet: a fork never copies a thread pool); it imports matplotlib and loads its
+fonts on the second core while the command imports torch, then waits for figures. `draw`
+sends the figures to the idle helpers (one each while there are several) and waits; the files
+are those `mmattr.viz` writes in-process, byte for byte. One helper is the default: on two
+cores a second one slows the command's own torch import more than it saves. Whenever a helper is missing, fails or is
 slow, the figure is drawn in-process as before, so results never depend on the helpers.
 ``MMATTR_FIGURE_WORKERS=0`` turns them off.
 """
@@ -27,7 +28,7 @@ def available() -> int:
     return len(_workers)
 
 
-def start(n: int = 2) -> int:
+def start(n: int = 1) -> int:
     """Fork `n` helpers unless unsupported here (returns how many run)."""
     if (_workers or n < 1 or not sys.platform.startswith("linux") or "torch" in sys.modules
             or os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off")):

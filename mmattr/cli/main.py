@@ -104,7 +104,7 @@ def explain(
 ) -> None:
     """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
     curves.png and explanation.json."""
-    if num_processes == 1:  # figures drawn by helpers forked before torch is imported
+    if num_processes == 1:  # figures drawn by a helper forked before torch is imported
         from ..vizworker import start
 
         start()
