@@ -102,35 +102,40 @@ def _serve(conn) -> None:
 
 
 def draw(jobs: list[tuple[str, tuple, dict]]) -> None:
-    """Draw each ``(viz function name, args, kwargs)``: on the helpers while there are any,
-    the rest (and any a helper could not draw) in-process."""
+    """Draw each ``(viz function name, args, kwargs)``: spread over the idle helpers (a helper
+    draws its share one after the other), in-process when there is none or a helper fails."""
     from . import viz
 
-    sent: list[tuple[tuple[str, tuple, dict], int, Any]] = []
-    local: list[tuple[str, tuple, dict]] = []
-    for job in jobs:
-        if not _workers:
-            local.append(job)
-            continue
-        pid, conn = _workers.pop(0)
-        try:
-            conn.send(job)
-            sent.append((job, pid, conn))
-        except (OSError, ValueError):
-            _kill(pid, conn)
-            local.append(job)
-    for job in local:
-        _call(viz, job)
-    for job, pid, conn in sent:
-        try:
-            ok = conn.poll(TIMEOUT) and conn.recv() is None
-        except (EOFError, OSError):
-            ok = False
+    helpers, _workers[:] = list(_workers), []
+    if not helpers:
+        for job in jobs:
+            _call(viz, job)
+        return
+    shares: list[list] = [[] for _ in helpers]
+    for i, job in enumerate(jobs):
+        shares[i % len(helpers)].append(job)
+    failed: list[tuple[str, tuple, dict]] = []
+    for (pid, conn), share in zip(helpers, shares):
+        ok = True
+        for job in share:
+            try:
+                conn.send(job)
+            except (OSError, ValueError):
+                ok = False
+                break
+        for job in share:
+            try:
+                ok = ok and conn.poll(TIMEOUT) and conn.recv() is None
+            except (EOFError, OSError):
+                ok = False
+            if not ok:
+                failed.append(job)
         if ok:
             _workers.append((pid, conn))
         else:
             _kill(pid, conn)
-            _call(viz, job)
+    for job in failed:
+        _call(viz, job)
 
 
 def _call(viz, job: tuple[str, tuple, dict]) -> None:
