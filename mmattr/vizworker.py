@@ -31,7 +31,8 @@ def available() -> int:
 def start(n: int = 1) -> int:
     """Fork `n` helpers unless unsupported here (returns how many run)."""
     if (_workers or n < 1 or not sys.platform.startswith("linux") or "torch" in sys.modules
-            or os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off")):
+            or os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off")
+            or os.environ.get("WORLD_SIZE", "1") not in ("", "1")):  # launched: most never draw
         return len(_workers)
     from multiprocessing.connection import Pipe
 
