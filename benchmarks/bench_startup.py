@@ -3,7 +3,7 @@ where the explain process spends its time (imports, model load, explain, save).
 
 Not a test: run it by hand (each figure is the median of --repeat fresh processes), e.g.
 
-    python benchmarks/bench_startup.py --repeat 3
+    python benchmarks/bench_startup.py --repeat 5 --out benchmarks/results/startup_cpu.md
 
 The breakdown runs the same steps as `mmattr explain examples/scene.png --text "a red circle"`
 in a fresh interpreter: import the library, load the model (`load_adapter`), explain, save the
@@ -39,8 +39,13 @@ t3 = time.perf_counter()
 e.save(sys.argv[4])
 t4 = time.perf_counter()
 print(json.dumps({"imports": t1 - t0, "model load": t2 - t1, "explain": t3 - t2, "save": t4 - t3,
-                  "torch modules": sum(m.startswith("torchvision") for m in sys.modules)}))
+                  "torch modules": sum(m.startswith("torchvision") for m in sys.modules),
+                  "transformers": "transformers" in sys.modules,
+                  "native": bool(getattr(adapter, "native", False))}))
 """
+
+#: the floor under every explain process: the interpreter and `import torch`, nothing else
+_TORCH = "import torch"
 
 
 _CPU: dict[str, list[float]] = {}
@@ -68,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="demo")
     p.add_argument("--image", default="examples/scene.png")
     p.add_argument("--text", default="a red circle")
+    p.add_argument("--out", help="also write the report (Markdown) to this file")
     args = p.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     py = sys.executable
@@ -83,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                                  capture_output=True, text=True)
             steps = json.loads(out.stdout.strip().splitlines()[-1])
             tv = steps.pop("torch modules")
+            loaded = (steps.pop("transformers"), steps.pop("native"))
+            rows.setdefault("python -c 'import torch' (floor, wall)", []).append(
+                _wall([py, "-c", _TORCH], env, "python -c 'import torch' (floor, wall)"))
             for k, v in steps.items():
                 rows.setdefault(k, []).append(v)
             rows.setdefault("explain process (CLI, wall)", []).append(_wall(
@@ -93,14 +102,36 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {load:.1f}; python {platform.python_version()}; median of {args.repeat}")
-    print(f"torchvision modules imported by the explain steps: {tv}")
-    print("| step | wall s | process CPU s |\n|---|---|---|")
+    import torch
+
+    lines = [f"command: {' '.join(['python', 'benchmarks/bench_startup.py', *(argv if argv is not None else sys.argv[1:])])}",
+             f"machine: {_cpu_name()}, {os.cpu_count()} cores, load average {load:.2f} after the "
+             f"runs; python {platform.python_version()}, torch {torch.__version__} "
+             f"({torch.get_num_threads()} threads), OMP_NUM_THREADS="
+             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"explain: `mmattr explain {args.image} --text {args.text!r} --model {args.model}`; "
+             f"median of {args.repeat} fresh processes each",
+             f"model built by mmattr's native path: {loaded[1]}; transformers imported: "
+             f"{loaded[0]}; torchvision modules imported: {tv}",
+             "",
+             "| step | wall s | process CPU s |", "|---|---|---|"]
     for k, v in rows.items():
         cpu = f"{statistics.median(_CPU[k]):.3f}" if k in _CPU else "-"
-        print(f"| {k} | {statistics.median(v):.3f} | {cpu} |")
+        lines.append(f"| {k} | {statistics.median(v):.3f} | {cpu} |")
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("# Startup on the CPU\n\n" + "\n".join(lines) + "\n")
     return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -146,6 +146,14 @@ _GEOMETRY_KEYS = ("do_resize", "size", "do_center_crop", "do_normalize", "image_
                   "image_std", "resample")
 
 
+#: image processors with no centre crop at all: their settings hold no ``do_center_crop``
+_UNCROPPED = {"ViTImageProcessor", "ViTImageProcessorFast"}
+
+
+def _uncropped(cfg: dict) -> bool:
+    return cfg.get("image_processor_type") in _UNCROPPED and "crop_size" not in cfg
+
+
 def trained_templates(ident: str) -> tuple[str, ...] | None:
     """The prompt templates a checkpoint was trained with: the ``templates`` list of its
     folder's training.json (mmattr's demo models write one); None when it does not say."""
@@ -183,7 +191,8 @@ def image_processor_config(ident: str, family: str = "hf") -> dict:
         except (OSError, ValueError):
             break  # let transformers report the broken file
         cfg = cfg.get(key, {}) if key else cfg
-        if isinstance(cfg, dict) and all(k in cfg for k in _GEOMETRY_KEYS):
+        if isinstance(cfg, dict) and all(k in cfg for k in _GEOMETRY_KEYS
+                                         if not (k == "do_center_crop" and _uncropped(cfg))):
             return cfg
     from transformers import AutoImageProcessor
 
@@ -212,16 +221,26 @@ class HFAdapter(Adapter):
 
     def __init__(self, ident: str, device: torch.device, dtype: str = "auto",
                  default_vocabulary: str | None = None) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from . import _native
 
         if not ident:
             raise ModelError("the hf model spec needs a hub id or a folder, e.g. hf:openai/clip-vit-base-patch32")
         self.autocast_dtype = autocast_dtype(dtype, device)
-        model = load_pretrained(AutoModel, ident, "the model")
-        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
-            raise ModelError(f"{ident!r} ({type(model).__name__}) has no image and text features; "
-                             "use a CLIP-style checkpoint, or hf-classifier: for a classifier")
-        self.tokenizer = load_pretrained(AutoTokenizer, ident, "the tokenizer")
+        # A folder of a family mmattr builds in plain torch (ALIGN: the demo models) skips
+        # importing transformers' model code; anything else takes transformers' generic path.
+        native = _native.load(ident)
+        #: True when the model and tokenizer were built by `mmattr.adapters._native`
+        self.native = native is not None
+        if native is not None:
+            model, self.tokenizer = native
+        else:
+            from transformers import AutoModel, AutoTokenizer
+
+            model = load_pretrained(AutoModel, ident, "the model")
+            if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+                raise ModelError(f"{ident!r} ({type(model).__name__}) has no image and text features; "
+                                 "use a CLIP-style checkpoint, or hf-classifier: for a classifier")
+            self.tokenizer = load_pretrained(AutoTokenizer, ident, "the tokenizer")
         self.model_type = str(model.config.model_type)
         cfg = image_processor_config(ident)
         self._patch = None

@@ -1,5 +1,6 @@
 """The `mmattr` command line: thin Typer commands over the library."""
 
+from ._run import run
 from .main import app, main
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
