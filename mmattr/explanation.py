@@ -79,21 +79,13 @@ class Explanation:
         from .outdir import write_result
 
         def fill(tmp: Path) -> list[str]:
-            from types import SimpleNamespace
-
-            from . import vizworker
+            from .viz import save_curves, save_overlay
 
             np.save(tmp / "attribution.npy", self.attribution.astype(np.float32))
             np.save(tmp / "regions.npy", self.regions.astype(np.int32))
-            # What save_curves reads, without the image: sent to a helper when one runs.
-            curves = SimpleNamespace(**{k: getattr(self, k) for k in (
-                "curve_x", "insertion_curve", "deletion_curve", "insertion_auc",
-                "deletion_auc", "curve_score", "method", "target")})
-            vizworker.draw([
-                ("save_overlay", (tmp / "overlay.png", self.image, self.attribution,
-                                  self.regions, self.order[:top_k]),
-                 {"title": self.target.get("label", "")}),
-                ("save_curves", (tmp / "curves.png", curves), {})])
+            save_overlay(tmp / "overlay.png", self.image, self.attribution, self.regions,
+                         self.order[:top_k], title=self.target.get("label", ""))
+            save_curves(tmp / "curves.png", self)
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             return list(RESULT_FILES)
 

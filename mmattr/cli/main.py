@@ -111,10 +111,6 @@ def explain(
 ) -> None:
     """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
     curves.png and explanation.json."""
-    if num_processes == 1:  # figures drawn by a helper forked before torch is imported
-        from ..vizworker import start
-
-        start()
     relaunch_if_asked(num_processes)
     from ..api import explain_to_dir
     from ..config import ExplainConfig, load_config

@@ -108,27 +108,3 @@ def test_program_entry_exits_with_the_command_code(tmp_path):
             "sys.argv = ['mmattr', '--version']; from mmattr.cli import run; run()")
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, timeout=120)
     assert done.returncode == 0 and mark.read_text() == "ran"
-
-
-def test_program_explain_same_files_with_and_without_figure_helpers(tmp_path):
-    """`python -m mmattr explain` (figure helpers, native demo model) writes the same five
-    files as with the helpers off."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-
-    root = Path(__file__).resolve().parents[2]
-    outs = {}
-    for helpers in ("1", "0"):
-        env = {**os.environ, "PYTHONPATH": str(root), "MMATTR_FIGURE_WORKERS": helpers,
-               "OMP_NUM_THREADS": "1"}
-        outs[helpers] = tmp_path / f"out{helpers}"
-        subprocess.run([sys.executable, "-m", "mmattr", "explain", "examples/scene.png", "--text",
-                        "a red circle", "--out", str(outs[helpers])], cwd=root, env=env,
-                       check=True, capture_output=True, timeout=600)
-    for name in ("overlay.png", "curves.png", "attribution.npy", "regions.npy"):
-        assert (outs["1"] / name).read_bytes() == (outs["0"] / name).read_bytes(), name
-    assert np.load(outs["1"] / "attribution.npy").shape[:2] == np.load(outs["0"] / "regions.npy").shape

@@ -57,10 +57,8 @@ def _explain(image: Path, out: Path, text: str = "a red circle"):
 
 
 def _killed_run(image: Path, out: Path, step: int, tmp: Path) -> int:
-    # Figures drawn in-process, as in the reference run: killhook counts this process's disk
-    # steps only (a figure helper writes inside the same temporary folder, before the marker).
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "MMATTR_FIGURE_WORKERS": "0"}
+           "OMP_NUM_THREADS": "1"}
     # Output to files, not pipes; its own session, so nothing it started can outlive the test.
     with open(tmp / "stdout.txt", "w") as so, open(tmp / "stderr.txt", "w") as se:
         proc = subprocess.Popen(
