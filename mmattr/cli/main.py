@@ -67,8 +67,9 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False
+          ) -> None:
     pass
 
 
@@ -206,13 +207,16 @@ def models() -> None:
 @demo_model_app.command("train")
 @one_line_errors
 def demo_model_train(
-    model: str = typer.Option("demo", "--model", help="demo, demo-biased or demo-classifier."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default demo-models/MODEL)."),
-    seed: int = typer.Option(0, help="Random seed."),
-    steps: Optional[int] = typer.Option(None, help="Training steps (default: the shipped model's)."),
-    threads: int = typer.Option(1, help="CPU threads (1 is fastest on a busy machine)."),
-    replace_shipped: bool = typer.Option(False, "--replace-shipped",
-                                         help="Allow --out to be the packaged checkpoint folder."),
+    model: Annotated[str, typer.Option("--model", help="demo, demo-biased or demo-classifier.")
+                     ] = "demo",
+    out: Annotated[Optional[Path], typer.Option(
+        help="Output folder (default demo-models/MODEL).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    steps: Annotated[Optional[int], typer.Option(
+        help="Training steps (default: the shipped model's).")] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads (1 is fastest on a busy machine).")] = 1,
+    replace_shipped: Annotated[bool, typer.Option(
+        "--replace-shipped", help="Allow --out to be the packaged checkpoint folder.")] = False,
 ) -> None:
     """Train one embedded model on the synthetic shapes world (CPU, 15-30 minutes)."""
     import json
@@ -240,13 +244,15 @@ def demo_model_train(
 @dataset_app.command("shapes")
 @one_line_errors
 def dataset_shapes(
-    out: Path = typer.Argument(..., help="Folder to write images/, masks/ and manifest.jsonl into."),
-    n: int = typer.Option(100, "--n", min=1, help="Number of scenes."),
-    seed: int = typer.Option(0, help="Random seed."),
-    size: int = typer.Option(224, min=16, help="Image side in pixels."),
-    world: str = typer.Option("clean", help="clean, or biased: every star on stripes and stripes "
-                                             "nowhere else (the world demo-biased was trained on)."),
-    objects: str = typer.Option("1-3", help="Objects per scene, N or MIN-MAX."),
+    out: Annotated[Path, typer.Argument(
+        help="Folder to write images/, masks/ and manifest.jsonl into.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of scenes.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    size: Annotated[int, typer.Option(min=16, help="Image side in pixels.")] = 224,
+    world: Annotated[str, typer.Option(
+        help="clean, or biased: every star on stripes and stripes nowhere else (the world "
+             "demo-biased was trained on).")] = "clean",
+    objects: Annotated[str, typer.Option(help="Objects per scene, N or MIN-MAX.")] = "1-3",
 ) -> None:
     """Export a seeded synthetic shapes dataset in the manifest format."""
     from ..datasets.shapes import export_dataset
