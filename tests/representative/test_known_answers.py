@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mmattr.representative import (RepresentativeInterpretations, RIOptions, greedy_region,
                                    rank_covered)
 
-from conftest import colour_image, t_of
+from ri_testlib import colour_image, t_of
 
 FACETS = {(1, 1), (1, -1), (-1, 1), (-1, -1)}
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mmattr.cli.main import app
 from mmattr.representative import FitCache, RepresentativeInterpretations, RIOptions
 
-from conftest import TOY, colour_image
+from ri_testlib import TOY, colour_image
 
 DIAMOND = f"torch:{TOY}:build_diamond"
 runner = CliRunner()
@@ -140,6 +140,6 @@ def test_cache_is_bounded_and_keyed_by_data(tmp_path, toy, diamond_refs):
 
 
 def _load_toy():
-    from conftest import _load
+    from ri_testlib import _load
 
     return _load()

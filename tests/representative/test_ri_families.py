@@ -17,7 +17,7 @@ from mmattr.adapters import load_adapter
 from mmattr.errors import ModelError
 from mmattr.representative import RepresentativeInterpretations, RIOptions
 
-from conftest import load_module
+from ri_testlib import load_module
 
 ADAPTER_CONFTEST = Path(__file__).parents[1] / "adapters" / "conftest.py"
 
