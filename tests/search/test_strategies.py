@@ -143,23 +143,6 @@ def test_exact_matches_a_greedy_computed_by_hand(gray_image):
     assert result.order == expected
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_prefix_embeddings_are_the_prefixes(name, hotbox, gray_image):
-    """Every rank's prefix_in / prefix_out is the embedding of that prefix: real curves."""
-    stack = _stack(hotbox, gray_image)
-    objective = SMDLObjective(torch.tensor([1.0, 0.0]), torch.eye(N))
-    result = make_search(name).run(objective, stack)
-    assert _is_permutation(result.order)
-    prefixes = torch.zeros(N, N)
-    for k in range(N):
-        prefixes[k:, result.order[k]] = 1.0
-    emb_in, emb_out = stack.embed(prefixes)
-    torch.testing.assert_close(result.prefix_in, emb_in, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(result.prefix_out, emb_out, atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(result.scores, objective.score(prefixes, emb_in, emb_out),
-                               atol=1e-5)
-
-
 def test_stochastic_pass_count_and_seed(hotbox, gray_image):
     search = StochasticGreedy(epsilon=0.05, seed=7)
     s = math.ceil(math.log(1 / 0.05))
