@@ -39,6 +39,16 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
 
 
+def _adjacency(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """(N, N) bool: regions that share an edge (4-neighbourhood) in the label map."""
+    adj = torch.zeros(n * n, dtype=torch.bool, device=labels.device)
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
+        edge = a != b
+        adj[a[edge] * n + b[edge]] = True
+        adj[b[edge] * n + a[edge]] = True
+    return adj.view(n, n)
+
+
 class RegionStack:
     """Regions of one image at the model's input resolution, plus the encoder that scores them.
 
@@ -85,6 +95,7 @@ class RegionStack:
         full = (pre.geometry(img[None])[0] / std).reshape(1, -1)
         self._out_const = full + 2 * self._shift  # masked-out = this − normalised masked-in
         self.chunk = self._initial_chunk()
+        self.adjacency = _adjacency(lab, self.n)
 
     # -- memory ---------------------------------------------------------------------------------
     def _initial_chunk(self) -> int:

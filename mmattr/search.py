@@ -187,15 +187,60 @@ class ExactGreedy(Search):
         return trace.result(self._extra(stack, start_passes, ev))
 
 
+class _Guard:
+    """Where the stale-gain shortcut of lazy and stochastic greedy is unsafe, and what to re-check.
+
+    SMDL's objective is far from submodular where the target's score is flat or saturated: a
+    region's gain can jump from negative to the largest of the step once another part of its
+    object is in (measured: −0.24 → +0.45 after one pick), so a stale gain is then no bound at
+    all. The guard's thresholds are shares of the spread of the first step's gains (every region
+    added to the empty set), the objective's own scale:
+
+    - a step's best gain below `flat` of it is *flat*: the ranking of stale gains says nothing
+      there, so every candidate is evaluated once (again only after a step that was not flat);
+    - a pick whose gain is above `near` of it changes its neighbours' gains most (the other parts
+      of an object split across regions): they are re-evaluated at the next step.
+    """
+
+    def __init__(self, first_gains: torch.Tensor, adjacency: torch.Tensor | None,
+                 flat: float, near: float) -> None:
+        spread = float(first_gains.max() - first_gains.min()) if first_gains.numel() > 1 else 0.0
+        self.flat_below = flat * spread
+        self.near_above = near * spread
+        self.adjacency = adjacency
+        #: a flat refresh is allowed (re-armed by any step whose gain is not flat)
+        self.armed = True
+        self.counts = {"flat_refreshes": 0, "neighbour_rechecks": 0}
+
+    def is_flat(self, gain: float) -> bool:
+        return gain < self.flat_below
+
+    def after_pick(self, region: torch.Tensor, gain: float, taken: torch.Tensor
+                   ) -> torch.Tensor | None:
+        """The candidates to re-check after `region` was picked with `gain` (a bool mask), or
+        None; re-arms the flat refresh after a step that was not flat."""
+        if not self.is_flat(gain):
+            self.armed = True
+        if self.adjacency is None or gain <= self.near_above:
+            return None
+        near = self.adjacency[region] & ~taken
+        self.counts["neighbour_rechecks"] += int(near.sum())
+        return near
+
+
 @register_search("lazy")
 class LazyGreedy(Search):
-    """Lazy greedy (CELF) with batched re-evaluation of stale marginal gains.
+    """Lazy greedy (CELF) with batched re-evaluation of stale marginal gains, guarded.
 
     For a submodular f a gain measured at an earlier, smaller prefix bounds the current gain
     from above, so only the candidates whose stale bound tops the best fresh gain need a new
     forward pass; they are re-evaluated `batch` at a time (best bounds first). The SMDL
-    objective is only approximately submodular, so this can differ from `exact`: the benchmark
-    measures by how much. One host sync per re-evaluation batch decides whether to stop.
+    objective is only approximately submodular, so with `guard` (the default) the search also
+    evaluates where that shortcut is measured to fail (see `_Guard`): every candidate at the
+    step after the first pick (gains against the empty set say nothing about what complements
+    the first region), every candidate once when the best gain is flat, and the neighbours of
+    each pick at the next step. With ``guard=false`` it is plain CELF. The benchmark
+    (benchmarks/bench_search.py) measures both against `exact`.
 
     Ref. Minoux, "Accelerated greedy algorithms for maximizing submodular set functions", 1978;
     Leskovec et al., "Cost-effective outbreak detection in networks" (CELF), KDD 2007.
@@ -205,8 +250,15 @@ class LazyGreedy(Search):
 
     @dataclass(frozen=True)
     class Options:
-        batch: int = option(2, "stale candidates re-evaluated per batch (larger on GPU; also "
+        batch: int = option(1, "stale candidates re-evaluated per round (larger on GPU; also "
                                "search_batch)", min=1)
+        guard: bool = option(True, "evaluate where the stale-gain shortcut is unsafe: every "
+                                   "candidate after the first pick and on flat gains, a pick's "
+                                   "neighbours next step; false: plain CELF")
+        flat: float = option(0.01, "guard: a best gain under this share of the first step's gain "
+                                   "spread is flat (every candidate evaluated once)", min=0, max=1)
+        near: float = option(0.01, "guard: a pick with a gain over this share of the spread has "
+                                   "its neighbouring regions re-evaluated", min=0, max=1)
 
     @property
     def batch(self) -> int:
@@ -224,42 +276,67 @@ class LazyGreedy(Search):
         # First step evaluates everyone: the bounds start exact.
         scores, terms, emb_in, emb_out = ev.around(selected, every)
         bound = scores - f_prev
+        guard = (_Guard(bound, getattr(stack, "adjacency", None), self.opts.flat, self.opts.near)
+                 if self.opts.guard else None)
         cache = (scores.clone(), {k: v.clone() for k, v in terms.items()}, emb_in.clone(),
                  emb_out.clone())
         fresh = torch.ones(n, dtype=torch.bool, device=dev)
         taken = torch.zeros(n, dtype=torch.bool, device=dev)
         trace = _Trace()
-        rounds = 0
+        rounds = full_steps = 0
+        stale = 0  # stale candidates left this step (known on the host)
+
+        def update(cands: torch.Tensor) -> None:
+            """Evaluate `cands` at the current prefix: fresh gains, cached embeddings."""
+            nonlocal stale
+            s, t, ei, eo = ev.around(selected, cands)
+            bound[cands] = s - f_prev
+            fresh[cands] = True
+            cache[0][cands] = s
+            for name, v in t.items():
+                cache[1][name][cands] = v
+            cache[2][cands] = ei
+            cache[3][cands] = eo
+            stale -= int(cands.shape[0])
+
+        def refresh() -> None:
+            """Every stale candidate at once (one host sync for their ids)."""
+            update(torch.nonzero(~fresh & ~taken).flatten())
+
         for step in range(n):
-            evaluated = n if step == 0 else 0
+            stale = 0 if step == 0 else n - step
+            if guard is not None and step == 1 and stale:
+                refresh()
+                full_steps += 1
             while True:
                 ranked = bound.masked_fill(taken, -math.inf)
                 top = torch.argmax(ranked)
                 # Stale: an earlier prefix's gain. The one host sync per round decides.
                 if bool(fresh[top]):
+                    if (guard is not None and stale and guard.armed
+                            and guard.is_flat(float(bound[top]))):
+                        refresh()
+                        guard.armed = False
+                        guard.counts["flat_refreshes"] += 1
+                        continue
                     break
-                stale = int(n - step - evaluated)
                 k = min(self.batch, stale)
-                cands = torch.topk(ranked.masked_fill(fresh, -math.inf), k).indices
-                s, t, ei, eo = ev.around(selected, cands)
-                bound[cands] = s - f_prev
-                fresh[cands] = True
-                cache[0][cands] = s
-                for name, v in t.items():
-                    cache[1][name][cands] = v
-                cache[2][cands] = ei
-                cache[3][cands] = eo
-                evaluated += k
+                update(torch.topk(ranked.masked_fill(fresh, -math.inf), k).indices)
                 rounds += 1
             trace.add(top, top, cache[0], cache[1], cache[2], cache[3])
+            if guard is not None:
+                near = guard.after_pick(top, float(bound[top]), taken)
+                if near is not None:  # an infinite bound puts them first in the next step
+                    bound.masked_fill_(near, math.inf)
             f_prev = cache[0][top]
             selected[top] = 1.0
             taken[top] = True
             fresh.zero_()
             if progress is not None:
                 progress(step + 1, n)
+        more = {"full_steps": 1 + full_steps, **guard.counts} if guard is not None else {}
         return trace.result(self._extra(stack, start_passes, ev, reevaluation_rounds=rounds,
-                                        empty_set_passes=2))
+                                        empty_set_passes=2, **more))
 
 
 @register_search("stochastic")
@@ -268,7 +345,10 @@ class StochasticGreedy(Search):
 
     Sample size s = ⌈(N/k)·ln(1/ε)⌉ (all of them once fewer remain); with k = N the whole
     ordering costs about 2·N·s passes. Samples come from a CPU generator seeded by `seed` and
-    drawn before the loop, so the result is the same on every device and batch size.
+    drawn before the loop, so the result is the same on every device and batch size. With
+    `guard` the lazy search's guard applies where it can (`_Guard`, scaled by the first
+    sample's spread): a pick's neighbours join the next sample, and a flat sample is replaced
+    by every candidate once; measured in benchmarks/results/search_cpu.md, off by default.
 
     Ref. Mirzasoleiman et al., "Lazier than lazy greedy", AAAI 2015.
     """
@@ -280,6 +360,14 @@ class StochasticGreedy(Search):
         epsilon: float = option(0.01, "ε: (N/k)·ln(1/ε) candidates sampled per step (also "
                                       "search_epsilon)", above=0, below=1)
         k: int | None = option(None, "k of the sample size; none: the number of regions", min=1)
+        guard: bool = option(False, "add a pick's neighbouring regions to the next sample and "
+                                    "score every candidate once when the sample's gains are flat "
+                                    "(see lazy; measured: about 1.8x the passes for half the "
+                                    "loss, so off by default)")
+        flat: float = option(0.01, "guard: a best gain under this share of the first sample's "
+                                   "spread is flat", min=0, max=1)
+        near: float = option(0.01, "guard: a pick with a gain over this share of the spread adds "
+                                   "its neighbours to the next sample", min=0, max=1)
 
     def __init__(self, seed: int = 0, **options: Any) -> None:
         super().__init__(seed, **options)
@@ -303,21 +391,47 @@ class StochasticGreedy(Search):
         keys = torch.rand(n, n, generator=gen).to(dev)
         selected = torch.zeros(n, device=dev)
         rest = torch.arange(n, device=dev)
+        adjacency = getattr(stack, "adjacency", None)
+        guard: _Guard | None = None
+        near: torch.Tensor | None = None  # (N,) regions the guard adds to the next sample
         trace = _Trace()
         for step in range(n):
             c = n - step
             s = min(size, c)
-            pick = torch.topk(keys[step, :c], s).indices if s < c else torch.arange(c, device=dev)
+            if s < c:
+                pick = torch.topk(keys[step, :c], s).indices
+                if near is not None:  # guard: the last pick's neighbours join the sample
+                    chosen = torch.zeros(c, dtype=torch.bool, device=dev)
+                    chosen[pick] = True
+                    pick = torch.nonzero(chosen | near[rest]).flatten()
+            else:
+                pick = torch.arange(c, device=dev)
             scores, terms, emb_in, emb_out = ev.around(selected, rest[pick])
+            if self.opts.guard:
+                if guard is None:  # the first sample's spread is the objective's scale
+                    guard = _Guard(scores, adjacency, self.opts.flat, self.opts.near)
+                elif (guard.armed and pick.shape[0] < c
+                      and guard.is_flat(float(scores.max() - trace.scores[-1]))):
+                    # Flat: a sample says nothing here; every candidate is scored once.
+                    guard.armed = False
+                    guard.counts["flat_refreshes"] += 1
+                    pick = torch.arange(c, device=dev)
+                    scores, terms, emb_in, emb_out = ev.around(selected, rest)
             best = torch.argmax(scores)
             at = pick[best]
             region = rest[at]
+            if guard is not None:
+                gain = float(scores[best] - trace.scores[-1]) if trace.scores else math.inf
+                taken = selected.bool().clone()
+                taken[region] = True
+                near = guard.after_pick(region, gain, taken)
             selected[region] = 1.0
             trace.add(region, best, scores, terms, emb_in, emb_out)
             rest = _drop(rest, at)
             if progress is not None:
                 progress(step + 1, n)
-        return trace.result(self._extra(stack, start_passes, ev, sample_size=size))
+        more = guard.counts if guard is not None else {}
+        return trace.result(self._extra(stack, start_passes, ev, sample_size=size, **more))
 
 
 @register_search("bidirectional")
@@ -401,6 +515,88 @@ class BidirectionalSearch(Search):
         return trace.result(self._extra(stack, start_passes, ev, iterations=iterations,
                                         front=len(front.regions), back=len(back.regions),
                                         extra_prefix_passes=2 if back.regions else 0))
+
+
+@register_search("beam")
+class BeamSearch(Search):
+    """Exact greedy with a beam: the `width` best partial orderings are kept at every step.
+
+    Each step scores every remaining candidate after every kept prefix and keeps the `width`
+    extensions with the highest running sum of the objective over their prefixes (the area
+    under the objective's own curve, which the insertion AUC rewards); a set reached in two
+    orders is kept once, in its better order. The exact greedy's own path is carried along
+    and returned when no beam ends with a larger area, so the result's area is never below
+    the greedy's. A set that a beam and the greedy path share is scored once: at most
+    (width + 1) × the exact greedy's passes, `search_passes` says how many. It sees past the
+    steps where the greedy commits to one of many near ties (a flat stretch).
+
+    Ref. Chen et al., ICLR 2024 (the objective and its greedy); beam search: Lowerre, "The
+    Harpy speech recognition system", 1976.
+    """
+
+    name = "beam"
+
+    @dataclass(frozen=True)
+    class Options:
+        width: int = option(2, "partial orderings kept per step (passes: up to width + 1 times "
+                               "exact's)", min=1)
+
+    def run(self, objective: Objective, stack: RegionStack,
+            progress: ProgressFn | None = None) -> SearchResult:
+        n, dev = stack.n, stack.device
+        start_passes = stack.forward_passes
+        ev = _Evaluator(objective, stack)
+        width = self.opts.width
+        # A path: (running sum of f over its prefixes, its set as a 0/1 vector, its trace).
+        start = (0.0, torch.zeros(n, device=dev), _Trace())
+        beams, greedy = [start], start
+        for step in range(n):
+            scored: dict[bytes, tuple] = {}  # a set's candidates scored once per step
+
+            def candidates(chosen: torch.Tensor) -> tuple:
+                key = chosen.bool().cpu().numpy().tobytes()
+                if key not in scored:
+                    rest = torch.nonzero(chosen == 0).flatten()
+                    scored[key] = (rest, *ev.around(chosen, rest))
+                return scored[key]
+
+            options = []  # (running sum, path, position among its candidates)
+            for path in beams:
+                rest, scores, *_ = candidates(path[1])
+                top = torch.topk(scores, min(width, rest.shape[0])).indices
+                options += [(path[0] + v, path, i) for i, v in zip(top.tolist(),
+                                                                   scores[top].tolist())]
+            options.sort(key=lambda o: -o[0])
+            beams, seen = [], set()
+            for total, path, i in options:
+                extended = _extend(path, i, total, candidates(path[1]))
+                key = extended[1].bool().cpu().numpy().tobytes()
+                if key not in seen:  # else: the same set in a worse order
+                    seen.add(key)
+                    beams.append(extended)
+                if len(beams) == width:
+                    break
+            scores = candidates(greedy[1])[1]
+            best = int(torch.argmax(scores))
+            greedy = _extend(greedy, best, greedy[0] + float(scores[best]), candidates(greedy[1]))
+            if progress is not None:
+                progress(step + 1, n)
+        winner = max(beams, key=lambda path: path[0])
+        chose_beam = winner[0] > greedy[0]
+        return (winner if chose_beam else greedy)[2].result(self._extra(
+            stack, start_passes, ev, width=width, beam_won=chose_beam))
+
+
+def _extend(path: tuple, i: int, total: float, scored: tuple) -> tuple:
+    """`path` with its candidate at position i added: (running sum, set, trace)."""
+    rest, scores, terms, emb_in, emb_out = scored
+    chosen = path[1].clone()
+    chosen[rest[i]] = 1.0
+    old, trace = path[2], _Trace()
+    trace.regions, trace.scores, trace.terms = list(old.regions), list(old.scores), list(old.terms)
+    trace.emb_in, trace.emb_out = list(old.emb_in), list(old.emb_out)
+    trace.add(rest[i], i, scores, terms, emb_in, emb_out)
+    return total, chosen, trace
 
 
 def _keep_index(keep: torch.Tensor, count: int) -> torch.Tensor:
