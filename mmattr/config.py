@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import InputError
-from .objective import SMDLWeights
+from .objective import SCORE_CHOICES, SMDLWeights
 from .options import check_value, defaults_of, merge, parse_options
 from .registry import find_component
 
@@ -30,7 +30,9 @@ class ExplainConfig:
     method: str = "smdl"
     division: str = "slico"
     regions: int = 49
-    score: str = "cosine"
+    #: auto (probability over the vocabulary for a named target when one exists, else
+    #: cosine; `objective.resolve_score`), cosine or probability
+    score: str = "auto"
     confidence: str = "entropy"
     weights: SMDLWeights = field(default_factory=SMDLWeights)
     search: str = "lazy"
@@ -119,7 +121,8 @@ ExplainConfig.__init__ = _accept_flat_settings(ExplainConfig.__init__)  # type: 
 
 
 _TYPES: dict[str, type] = {"regions": int, "batch_size": int, "top_k": int, "max_side": int}
-_CHOICES = {"attribution": ("rank", "gain"), "dtype": ("auto", "fp32", "fp16", "bf16")}
+_CHOICES = {"attribution": ("rank", "gain"), "dtype": ("auto", "fp32", "fp16", "bf16"),
+            "score": SCORE_CHOICES}
 
 
 def from_dict(data: dict[str, Any]) -> ExplainConfig:

@@ -16,6 +16,10 @@ import torch
 from .errors import InputError
 
 SCORE_MODES = ("cosine", "probability")
+#: what a config may ask for: a mode, or ``auto`` (the default; see `resolve_score`)
+SCORE_CHOICES = ("auto", *SCORE_MODES)
+#: target kinds that name something a vocabulary can hold (a prompt, a class)
+NAMED_TARGETS = ("text", "class")
 #: (B, D) embeddings, (K, D) vocabulary → (B, K) logits
 LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CONFIDENCE_MODES = ("entropy", "evidential")
@@ -43,6 +47,31 @@ def target_match(emb: torch.Tensor, mode: str, target: torch.Tensor,
     if logits_fn is not None:
         return logits_fn(emb, vocabulary).softmax(-1)[:, target_index]
     return (logit_scale * emb @ vocabulary.T.to(emb.dtype)).softmax(-1)[:, target_index]
+
+
+def resolve_score(score: str, vocabulary: str | None, target_kind: str) -> tuple[str, str]:
+    """The mode the objective uses for `score` and the reason, as explanation.json records it.
+
+    ``auto`` is the probability over the vocabulary when there is one (`vocabulary`: its
+    source, e.g. ``shapes``, a file, the classifier's own labels) and the target is named in it
+    (a prompt or a class): the target then competes with the other classes, so regions that
+    match every object of the image (a shape's outline, a shared colour) stop scoring and the
+    explanation becomes specific to the named object. A cosine rises for any object the image
+    embedding moves towards. Without a vocabulary, or for a target that is no class (an image,
+    an embedding such as the audit's contrast of two classes), it is the cosine. ``cosine``
+    and ``probability`` are taken as given.
+    """
+    if score not in SCORE_CHOICES:
+        raise InputError(f"unknown score {score!r}; use {', '.join(SCORE_CHOICES)}")
+    if score != "auto":
+        return score, "as asked"
+    if vocabulary is None:
+        return "cosine", "auto: no vocabulary, so the cosine to the target"
+    if target_kind not in NAMED_TARGETS:
+        return "cosine", (f"auto: a{'n' if target_kind[0] in 'aei' else ''} {target_kind} "
+                          "target is no class of the vocabulary, so the cosine to it")
+    return "probability", (f"auto: the target's probability over the vocabulary ({vocabulary}), "
+                           "specific to the named target")
 
 
 class Objective(ABC):

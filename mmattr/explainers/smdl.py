@@ -16,7 +16,7 @@ from ..adapters.base import Adapter
 from ..division import DivisionContext, divider_from_config
 from ..explanation import Explanation
 from ..metrics import auc
-from ..objective import SMDLObjective, target_match
+from ..objective import SMDLObjective, resolve_score, target_match
 from ..regions import RegionStack
 from ..search import search_from_config
 from ..targets import Target
@@ -49,7 +49,9 @@ class SMDLExplainer(Explainer):
             # F(s_i) costs N passes; only the effectiveness term needs it.
             region_emb = (stack.embed_regions() if cfg.weights.effectiveness != 0
                           else torch.eye(stack.n, device=adapter.device))
-            objective = SMDLObjective(target_emb, region_emb, cfg.weights, mode=cfg.score,
+            mode, why = resolve_score(cfg.score, vocab.source if vocab is not None else None,
+                                      target.kind)
+            objective = SMDLObjective(target_emb, region_emb, cfg.weights, mode=mode,
                                       vocabulary=vocab_emb, target_index=target_index,
                                       logit_scale=adapter.logit_scale, confidence=cfg.confidence,
                                       logits_fn=adapter.logits)
@@ -87,7 +89,8 @@ class SMDLExplainer(Explainer):
                       "vocabulary_source": vocab.source if vocab else "none",
                       "vocabulary_size": len(vocab.names) if vocab else 0,
                       "target_index": target_index,
-                      "objective": objective.settings(), "search_settings": result.extra,
+                      "objective": objective.settings(), "score_used": mode, "score_reason": why,
+                      "search_settings": result.extra,
                       "division_settings": divider.settings(), "prior_forward_passes": prior_passes},
             version=__version__,
             timings={"divide": t_divide - t0, "prepare": t_prep - t_divide,
