@@ -79,12 +79,22 @@ class Explanation:
         from .outdir import write_result
 
         def fill(tmp: Path) -> list[str]:
-            from .viz import save_curves, save_overlay
+            from .viz import heat_shown, important_prefix, save_curves, save_overlay
 
             np.save(tmp / "attribution.npy", self.attribution.astype(np.float32))
             np.save(tmp / "regions.npy", self.regions.astype(np.int32))
+            mode = self.settings.get("attribution", "rank")
+            shown = heat_shown(self.attribution, self.regions, self.order,
+                               self.insertion_curve, mode)
+            label, ticks = "attribution (high = more important)", None
+            if shown is not None:
+                label = "marginal gain of the region" if mode == "gain" else "rank (1 = first)"
+                if mode != "gain":  # the region at rank i (0-based) has the value (N - i) / N
+                    n, shown_ranks = self.n_regions, important_prefix(self.insertion_curve)
+                    ticks = [((n - i) / n, str(i + 1)) for i in range(min(12, shown_ranks))]
             save_overlay(tmp / "overlay.png", self.image, self.attribution, self.regions,
-                         self.order[:top_k], title=self.target.get("label", ""))
+                         self.order[:top_k], title=self.target.get("label", ""), shown=shown,
+                         label=label, ticks=ticks)
             save_curves(tmp / "curves.png", self)
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             return list(RESULT_FILES)

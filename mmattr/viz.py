@@ -17,10 +17,45 @@ if TYPE_CHECKING:
 PANEL_SIDE = 768
 #: brightness kept outside the top regions (the SMDL paper's figures dim the rest)
 DIM = 0.3
+#: the heat map's colour map: sequential (dark = less, bright = more), so only what matters
+#: looks hot; a rainbow map makes the middle of any ranking look warm
+HEAT_CMAP = "inferno"
+#: the darkest share of HEAT_CMAP left out: the least important shown value stays visible
+HEAT_FLOOR = 0.2
+#: a region ordering's heat map colours the shortest prefix whose insertion curve reaches this
+#: share of its rise; the rest is the unimportant tail, faded to the gray photo
+IMPORTANT_SHARE = 0.9
 
 
-def colorize(attribution: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """(H, W) float → (H, W, 3) uint8 through a matplotlib colour map, min-max normalised.
+def important_prefix(insertion_curve: Sequence[float], share: float = IMPORTANT_SHARE) -> int:
+    """Regions in the shortest prefix whose insertion curve (black image first, then one value
+    per region) reaches `share` of its largest rise above the black image; at least 1."""
+    y = np.asarray(insertion_curve, np.float64)
+    if y.size < 2:
+        return max(0, y.size - 1)
+    rise = y[1:] - y[0]
+    top = float(rise.max())
+    if top <= 0:
+        return 1
+    return int(np.argmax(rise >= share * top)) + 1
+
+
+def heat_shown(attribution: np.ndarray, regions: np.ndarray, order: Sequence[int],
+               insertion_curve: Sequence[float], mode: str) -> np.ndarray | None:
+    """The pixels the heat map colours for a region ordering, None for a pixel map.
+
+    ``gain``: regions whose marginal gain is above 0; ``rank``: the important prefix
+    (`important_prefix`). Everything else is the unimportant tail, shown faded."""
+    if not order or len(insertion_curve) != len(order) + 1:
+        return None
+    if mode == "gain":
+        return attribution > 0
+    return np.isin(regions, list(order[:important_prefix(insertion_curve)]))
+
+
+def colorize(attribution: np.ndarray, cmap: str = HEAT_CMAP, floor: float = 0.0) -> np.ndarray:
+    """(H, W) float → (H, W, 3) uint8 through a matplotlib colour map, min-max normalised onto
+    the map's [floor, 1] part.
 
     Through a 256-entry table: memory stays at the output's size for any image."""
     import matplotlib
@@ -29,7 +64,7 @@ def colorize(attribution: np.ndarray, cmap: str = "jet") -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
     idx = (np.zeros(a.shape, np.uint8) if hi <= lo
            else np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8))
-    lut = (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    lut = (matplotlib.colormaps[cmap](np.linspace(floor, 1, 256))[:, :3] * 255).round().astype(np.uint8)
     return lut[idx]
 
 
@@ -74,18 +109,31 @@ def _inner_point(mask: np.ndarray) -> tuple[float, float]:
 
 def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
                  regions: np.ndarray, top: Sequence[int], title: str = "",
-                 cmap: str = "jet") -> None:
+                 cmap: str = HEAT_CMAP, shown: np.ndarray | None = None,
+                 label: str = "attribution (high = more important)",
+                 ticks: Sequence[tuple[float, str]] | None = None) -> None:
     """Two panels a person can read at a glance.
 
     Left: the photo with the `top` regions at full brightness, outlined and numbered by rank
     (1 = most important), the rest dimmed, as in the SMDL paper's figures. A pixel map with
     no regions shows its top 20 % of pixels instead. Right: the heat map over a gray copy of
-    the photo (so heat colours never mix with object colours), with a colour bar.
+    the photo (so heat colours never mix with object colours) on a sequential colour map, with
+    a colour bar. With `shown` ((H, W) bool, see `heat_shown`) only those pixels are coloured,
+    scaled over their own values; the rest is the faded gray photo. `ticks` ((value, text)
+    pairs) label the colour bar, e.g. with ranks.
     """
     import cv2
     from matplotlib.figure import Figure
 
+    if shown is not None and shown.any():
+        # Colour only the important part, scaled over its own values: the tail stays gray.
+        lo_shown = float(attribution[shown].min())
+        attribution = np.where(shown, attribution, lo_shown).astype(np.float32)
+    else:
+        shown = None
     img, att, lab = _display(image, attribution, regions, PANEL_SIDE)
+    coloured = None if shown is None else _display(image, shown.astype(np.float32), regions,
+                                                   PANEL_SIDE)[1] > 0.5
     h, w = img.shape[:2]
     width = outline_width((h, w))
     top = [int(r) for r in top]
@@ -104,7 +152,13 @@ def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
         cv2.drawContours(left, contours, -1, colour, width)
         points.append((rank, *_inner_point(mask.astype(bool))))
     gray = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    heat = 0.45 * gray[..., None] + 0.55 * colorize(att, cmap).astype(np.float32)
+    colours = colorize(att, cmap, HEAT_FLOOR)
+    single = coloured is not None and float(att.max()) <= float(att.min())
+    if single:  # one value shown (one region): the most important colour, not the least
+        colours[:] = colorize(np.array([[0.0, 1.0]]), cmap, HEAT_FLOOR)[0, 1]
+    heat = 0.45 * gray[..., None] + 0.55 * colours.astype(np.float32)
+    if coloured is not None:
+        heat[~coloured] = 0.8 * gray[~coloured][:, None]  # the unimportant tail: the photo, faded
     right = heat.clip(0, 255).astype(np.uint8)
 
     panel_w, panel_h = 4.6, 4.6 * h / w
@@ -118,16 +172,22 @@ def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
                      color="black", bbox={"boxstyle": "circle,pad=0.25", "fc": "white",
                                           "ec": "none", "alpha": 0.85})
     lo, hi = float(attribution.min()), float(attribution.max())
-    shown = axes[1].imshow(right, interpolation="nearest")
-    axes[1].set_title("attribution heat map", fontsize=9)
+    axes[1].imshow(right, interpolation="nearest")
+    axes[1].set_title("attribution heat map" if coloured is None
+                      else "attribution heat map (unimportant tail faded)", fontsize=9)
     import matplotlib
+    from matplotlib.colors import ListedColormap
 
-    mappable = matplotlib.cm.ScalarMappable(
-        norm=matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1), cmap=cmap)
+    bar_cmap = ListedColormap(matplotlib.colormaps[cmap](np.linspace(HEAT_FLOOR, 1, 256)))
+    norm = (matplotlib.colors.Normalize(lo, hi) if hi > lo else
+            matplotlib.colors.Normalize(lo - 1, lo) if single else
+            matplotlib.colors.Normalize(lo, lo + 1))
+    mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=bar_cmap)
     bar = fig.colorbar(mappable, ax=axes[1], fraction=0.046, pad=0.03)
-    bar.set_label("attribution (high = more important)", fontsize=8)
+    bar.set_label(label, fontsize=8)
+    if ticks:
+        bar.set_ticks([v for v, _ in ticks], labels=[t for _, t in ticks])
     bar.ax.tick_params(labelsize=7)
-    del shown
     for ax in axes:
         ax.set_axis_off()
     if title:

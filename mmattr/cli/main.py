@@ -92,8 +92,9 @@ def explain(
     method: Annotated[Optional[str], typer.Option(help="Attribution method (default smdl).")] = None,
     division: Annotated[Optional[str], typer.Option(help="Sub-region division, e.g. slico, grid.")] = None,
     regions: Annotated[Optional[int], typer.Option(help="About this many sub-regions, never more (default 49).")] = None,
-    search: Annotated[Optional[str], typer.Option(help="SMDL search: exact, lazy, stochastic or bidirectional (see configs/explain.yaml).")] = None,
-    score: Annotated[Optional[str], typer.Option(help="Consistency/collaboration score: cosine or probability.")] = None,
+    search: Annotated[Optional[str], typer.Option(help="SMDL search: lazy (default, guarded), exact, beam, stochastic or bidirectional (see configs/explain.yaml).")] = None,
+    score: Annotated[Optional[str], typer.Option(help="Consistency/collaboration score: auto (default: probability over the vocabulary for a named target when there is one, else cosine), cosine or probability.")] = None,
+    attribution: Annotated[Optional[str], typer.Option(help="SMDL map and heat map: rank (default; the unimportant tail faded) or gain (each region's marginal gain).")] = None,
     vocabulary: Annotated[Optional[str], typer.Option(help="Class names for probabilities: a file (one per line), 'imagenet' or 'shapes'.")] = None,
     templates: Annotated[Optional[str], typer.Option(help="Prompt templates: none (default for --text), default, imagenet80 or a file; demo models keep their own.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder: new, empty or an earlier mmattr result (default explanations/IMAGE.METHOD.TARGET).")] = None,
@@ -122,7 +123,8 @@ def explain(
     # The flags win over the file; -O options merge into the file's, option by option.
     cfg = (load_config(config) if config else ExplainConfig()).replace(
         model=model, method=method, division=division, regions=regions, search=search,
-        score=score, vocabulary=vocabulary, device=device, dtype=dtype, batch_size=batch_size,
+        score=score, attribution=attribution, vocabulary=vocabulary, device=device, dtype=dtype,
+        batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
         layer=layer, seed=seed, max_side=max_side, templates=templates,
         options=parse_assignments(option or []))

@@ -40,7 +40,8 @@ def test_explain_writes_every_file(scene, tmp_path):
     assert data["n_regions"] == 9 and sorted(data["order"]) == list(range(9))
     assert data["forward_passes"] == 9 * 10 + 9 + 2
     assert data["curve_score"] == "probability"  # the demo model's shapes vocabulary
-    assert data["settings"]["score"] == "cosine" and data["settings"]["regions"] == 9
+    assert data["settings"]["score"] == "auto" and data["settings"]["regions"] == 9
+    assert data["settings"]["score_used"] == "probability"  # a named target and a vocabulary
 
     # A rerun with the same settings skips the finished work; --overwrite redoes it.
     again = runner.invoke(app, ["explain", str(scene), "--text", "a red circle", "--out", str(out), *FAST])
@@ -108,3 +109,30 @@ def test_program_entry_exits_with_the_command_code(tmp_path):
             "sys.argv = ['mmattr', '--version']; from mmattr.cli import run; run()")
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, timeout=120)
     assert done.returncode == 0 and mark.read_text() == "ran"
+
+
+@pytest.mark.parametrize("mode", ["rank", "gain"])
+def test_attribution_flag(mode, scene, tmp_path):
+    """`--attribution rank|gain`: what attribution.npy holds (and the heat map shows)."""
+    out = tmp_path / mode
+    result = runner.invoke(app, ["explain", str(scene), "--text", "a red circle", "--out",
+                                 str(out), "--attribution", mode, *FAST])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "explanation.json").read_text())
+    attribution, regions = np.load(out / "attribution.npy"), np.load(out / "regions.npy")
+    order, n = data["order"], data["n_regions"]
+    per_region = np.array([attribution[regions == r][0] for r in range(n)])
+    if mode == "rank":  # the region at rank i holds (N - i) / N
+        expected = (n - np.arange(n)) / n
+    else:  # its marginal gain: f(prefix) - f(shorter prefix), f(∅) counted as 0
+        expected = np.diff(np.concatenate([[0.0], data["step_scores"]]))
+    np.testing.assert_allclose(per_region[order], expected, rtol=1e-5, atol=1e-6)
+    assert data["settings"]["attribution"] == mode
+
+
+def test_bad_attribution_flag_is_one_line(scene, tmp_path):
+    result = runner.invoke(app, ["explain", str(scene), "--text", "x", "--attribution", "area",
+                                 "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "setting attribution must be one of rank, gain, got 'area'" in result.output
+    assert "Traceback" not in result.output
