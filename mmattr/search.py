@@ -250,7 +250,7 @@ class LazyGreedy(Search):
 
     @dataclass(frozen=True)
     class Options:
-        batch: int = option(1, "stale candidates re-evaluated per round (larger on GPU; also "
+        batch: int = option(2, "stale candidates re-evaluated per round (larger on GPU; also "
                                "search_batch)", min=1)
         guard: bool = option(True, "evaluate where the stale-gain shortcut is unsafe: every "
                                    "candidate after the first pick and on flat gains, a pick's "

@@ -262,7 +262,7 @@ def test_cli_bad_option_is_exit_2_and_one_line(tmp_path, flag, message):
 def test_cli_options_listing():
     r = runner.invoke(app, ["options"])
     assert r.exit_code == 0
-    for line in ("rise.masks  int = 4000 [>= 1]", "lazy.batch  int = 1 [>= 1]",
+    for line in ("rise.masks  int = 4000 [>= 1]", "lazy.batch  int = 2 [>= 1]",
                  "exact (search): no options", "sam.model"):
         assert line in r.output
     r = runner.invoke(app, ["options", "nope"])

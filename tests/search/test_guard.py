@@ -111,7 +111,7 @@ def test_guard_costs_passes_only_where_it_acts(hotbox, gray_image):
             return subsets @ w
 
     stack = _stack(hotbox, gray_image)
-    result = make_search("lazy").run(Modular(), stack)
+    result = make_search("lazy", batch=1).run(Modular(), stack)
     order = torch.argsort(w, descending=True).tolist()
     assert result.order == order
     adj = stack.adjacency.numpy()
