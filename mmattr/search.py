@@ -285,6 +285,7 @@ class LazyGreedy(Search):
         trace = _Trace()
         rounds = full_steps = 0
         stale = 0  # stale candidates left this step (known on the host)
+        near: torch.Tensor | None = None  # the guard's re-checks for the next step
 
         def update(cands: torch.Tensor) -> None:
             """Evaluate `cands` at the current prefix: fresh gains, cached embeddings."""
@@ -308,6 +309,12 @@ class LazyGreedy(Search):
             if guard is not None and step == 1 and stale:
                 refresh()
                 full_steps += 1
+            elif near is not None:
+                # The last pick's neighbours, re-checked first, in one batch.
+                cands = torch.nonzero(near).flatten()
+                if cands.numel():
+                    update(cands)
+                    rounds += 1
             while True:
                 ranked = bound.masked_fill(taken, -math.inf)
                 top = torch.argmax(ranked)
@@ -326,8 +333,6 @@ class LazyGreedy(Search):
             trace.add(top, top, cache[0], cache[1], cache[2], cache[3])
             if guard is not None:
                 near = guard.after_pick(top, float(bound[top]), taken)
-                if near is not None:  # an infinite bound puts them first in the next step
-                    bound.masked_fill_(near, math.inf)
             f_prev = cache[0][top]
             selected[top] = 1.0
             taken[top] = True

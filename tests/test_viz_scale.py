@@ -120,3 +120,18 @@ def test_large_image_explained_downscaled_map_full_size(hotbox):
     full = mmattr.explain(img, text="x", model=hotbox, division="grid", regions=16,
                           search="exact", max_side=4096)
     assert full.order[0] == top and "explained_size" not in full.settings
+
+
+def test_smdl_heat_map_colours_the_important_prefix_only(hotbox, gray_image, tmp_path):
+    """The hot box's cell lifts the insertion curve to > 0.95 on its own: the heat map colours
+    that one cell (1/16 of the image) and shows the rest as the faded photo."""
+    e = mmattr.explain(gray_image, text="x", model=hotbox, division="grid", regions=16,
+                       search="exact")
+    assert important_prefix(e.insertion_curve) == 1 and e.order[0] == 6
+    e.save(tmp_path / "out")
+    out = np.asarray(Image.open(tmp_path / "out" / "overlay.png").convert("RGB")).astype(int)
+    right = out[:, out.shape[1] // 2:]
+    photo = right[(right.min(-1) < 250)]  # the panel's pixels that are not white margin
+    coloured = (photo.max(-1) - photo.min(-1)) > 40
+    # the cell (1/16 of the photo) plus the colour bar; never half the photo as with jet
+    assert 0.02 < coloured.mean() < 0.2

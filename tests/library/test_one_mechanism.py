@@ -169,7 +169,8 @@ def test_search_options_reach_the_search_through_the_settings():
     from mmattr.search import config_changes, search_from_config
 
     cfg = ExplainConfig().replace(**config_changes("lazy", {"batch": 8}))
-    assert search_from_config(cfg).settings() == {"strategy": "lazy", "batch": 8}
+    assert search_from_config(cfg).settings() == {"strategy": "lazy", "batch": 8, "guard": True,
+                                                  "flat": 0.01, "near": 0.01}
     cfg = ExplainConfig().replace(**config_changes("stochastic", {"epsilon": 0.001}))
     assert search_from_config(cfg).options["epsilon"] == 0.001
     with pytest.raises(mmattr.InputError, match="no option"):
