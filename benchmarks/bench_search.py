@@ -5,6 +5,24 @@ Prints a markdown table (and writes it with --out). Not a test: run it by hand, 
     python benchmarks/bench_search.py --models demo vitb32 --scenes 20 --images 3 \\
         --out benchmarks/results/search_cpu.md
 
+Three more tables (issue 20), chosen with --table:
+
+Both models explain the scene's first caption with the 36 captions (``shapes``) as the
+vocabulary (the demo's own; given to the ViT), so every curve is the target's probability.
+
+- ``worst``: per model, score and strategy, the mean and worst per-scene difference to the
+  exact greedy's insertion and deletion AUC, and the passes, on --scenes scenes of each
+  renderer (datasets.shapes and datasets.altshapes; seeds from --seed) for the demo model and
+  ``vit`` (the project's own earlier ViT CLIP, 128 px, patch 16, 4 layers, 0.675 zero-shot
+  accuracy, read from git history: commit 7f3ed05, or --vit-folder).
+- ``specificity``: two objects of one image explained in turn, by score: shared top-5
+  regions, the share of the top-5 regions' area inside the named object, top-1 on it.
+- ``reference``: like for like against the reference SMDL implementation (the folder holding
+  its ``models/submodular_vit_torch.py``, --reference DIR; the table is skipped without it):
+  the same SLICO regions, its scoring (raw prompts, logit scale 100, probability over the
+  36 captions, λ = 0, 0.05, 1, 1), one image after another in this process; seconds per
+  image, passes, insertion and deletion AUC from each search's own scores.
+
 Columns, per model, N and strategy (means over the images):
 - N: mean number of regions the division produced (SLICO asks for about N, never more)
 - passes: forward passes per image (search + region embeddings + the curves' two end points)
@@ -109,11 +127,13 @@ class _PeakRSS:
 
 
 def _parse(spec: str) -> tuple[str, dict]:
+    """``lazy:batch=8,guard=false`` → ("lazy", {"batch": "8", "guard": "false"}): strings, the
+    search's declared options convert and check them (as for ``-O``)."""
     name, _, opts = spec.partition(":")
     options = {}
     for part in filter(None, opts.split(",")):
         key, _, value = part.partition("=")
-        options[key] = float(value) if "." in value or "e" in value else int(value)
+        options[key] = value
     return name, options
 
 
@@ -238,13 +258,340 @@ def _table(rows: list[dict], infos: dict[str, dict], strategies: list[str]) -> s
     return "\n".join(out)
 
 
+# -- issue 20: worst cases, prompt specificity, the reference --------------------------------
+
+#: the commit whose mmattr/demo_model/weights/ held the project's earlier ViT CLIP
+VIT_COMMIT = "7f3ed05"
+WORST_STRATEGIES = ["exact", "lazy", "lazy:guard=false", "stochastic", "stochastic:guard=true",
+                    "bidirectional", "beam"]
+
+
+def _vit_folder(args) -> Path:
+    """The earlier demo ViT CLIP as a transformers folder: --vit-folder, or written from git
+    history into a temporary folder (no download; the weights are in the repository's past)."""
+    import subprocess
+    import tempfile
+
+    if args.vit_folder:
+        return args.vit_folder
+    root = Path(__file__).resolve().parents[1]
+    folder = Path(tempfile.gettempdir()) / f"mmattr-vit-clip-{VIT_COMMIT}"
+    if (folder / "model.safetensors").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    names = subprocess.run(["git", "-C", str(root), "ls-tree", "--name-only", VIT_COMMIT,
+                            "mmattr/demo_model/weights/"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in names:
+        blob = subprocess.run(["git", "-C", str(root), "show", f"{VIT_COMMIT}:{name}"],
+                              capture_output=True, check=True).stdout
+        (folder / Path(name).name).write_bytes(blob)
+    return folder
+
+
+def _model(name: str, args) -> Adapter:
+    if name == "demo":
+        return load_adapter("demo", cache=None)
+    return load_adapter(f"hf:{_vit_folder(args)}", cache=None)
+
+
+def _scene(renderer: str, seed: int, n_objects: int | None = None):
+    from mmattr.datasets.altshapes import render_alt_scene
+
+    render = render_scene if renderer == "shapes" else render_alt_scene
+    return render(seed, size=224, n_objects=n_objects)
+
+
+def _done(path: Path | None) -> dict[str, dict]:
+    if path is None or not path.is_file():
+        return {}
+    return {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def _keep(path: Path | None, row: dict) -> None:
+    if path is not None:
+        with path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def _load_note() -> str:
+    try:
+        return "load average %.2f, %.2f, %.2f" % os.getloadavg()
+    except OSError:
+        return "load average unknown"
+
+
+def _worst(args) -> str:
+    rows = _done(args.rows)
+    strategies = args.strategies if args.strategies != DEFAULT_STRATEGIES else WORST_STRATEGIES
+    if "exact" not in strategies:
+        strategies = ["exact", *strategies]
+    for model in args.models:
+        adapter = _model(model, args)
+        for renderer in args.renderers:
+            for seed in range(args.seed, args.seed + args.scenes):
+                scene = _scene(renderer, seed)
+                target = Target.from_text(scene.labels[0])
+                for score in args.scores:
+                    for spec in strategies:
+                        key = f"{model}|{renderer}|{seed}|{score}|{spec}"
+                        if key in rows:
+                            continue
+                        name, options = _parse(spec)
+                        cfg = ExplainConfig(model=adapter.spec, regions=49, score=score,
+                                            vocabulary="shapes", batch_size=args.batch_size,
+                                            seed=seed, **config_changes(name, options))
+                        e = SMDLExplainer(cfg).explain(scene.image, target, adapter)
+                        row = {"key": key, "model": model, "renderer": renderer, "seed": seed,
+                               "score": score, "strategy": spec, "ins": e.insertion_auc,
+                               "del": e.deletion_auc, "passes": e.forward_passes,
+                               "seconds": e.seconds, "regions": e.n_regions,
+                               "score_used": e.settings["score_used"]}
+                        rows[key] = row
+                        _keep(args.rows, row)
+                        print(f"# {key}: {e.forward_passes} passes ins {e.insertion_auc:.4f}",
+                              file=sys.stderr, flush=True)
+    return _worst_markdown(list(rows.values()), strategies)
+
+
+def _worst_markdown(rows: list[dict], strategies: list[str]) -> str:
+    out = ["| model | score | strategy | scenes | passes | ×fewer | mean Δins | worst Δins | "
+           "scenes Δins < −0.05 | mean Δdel | worst Δdel |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for score in dict.fromkeys(r["score"] for r in rows):
+            exact = {(r["renderer"], r["seed"]): r for r in rows if r["model"] == model
+                     and r["score"] == score and r["strategy"] == "exact"}
+            for spec in strategies:
+                sel = [r for r in rows if r["model"] == model and r["score"] == score
+                       and r["strategy"] == spec and (r["renderer"], r["seed"]) in exact]
+                if not sel:
+                    continue
+                ref = [exact[(r["renderer"], r["seed"])] for r in sel]
+                dins = np.array([r["ins"] - e["ins"] for r, e in zip(sel, ref)])
+                ddel = np.array([r["del"] - e["del"] for r, e in zip(sel, ref)])
+                passes = np.mean([r["passes"] for r in sel])
+                worst = sel[int(np.argmin(dins))]
+                out.append(
+                    f"| {model} | {score} | {spec} | {len(sel)} | {passes:.0f} | "
+                    f"{np.mean([e['passes'] for e in ref]) / passes:.2f} | {dins.mean():+.4f} | "
+                    f"{dins.min():+.3f} ({worst['renderer']} {worst['seed']}) | "
+                    f"{int((dins < -0.05).sum())} | {ddel.mean():+.4f} | {ddel.max():+.3f} |")
+    return "\n".join(out)
+
+
+def _specificity(args) -> str:
+    rows = _done(args.rows)
+    scores = args.scores
+    for model in args.models:
+        adapter = _model(model, args)
+        for renderer in args.renderers:
+            for seed in range(args.seed, args.seed + args.scenes):
+                scene = _scene(renderer, seed, n_objects=2)
+                for score in scores:
+                    key = f"spec|{model}|{renderer}|{seed}|{score}"
+                    if key in rows:
+                        continue
+                    cfg = ExplainConfig(model=adapter.spec, score=score, vocabulary="shapes",
+                                        batch_size=args.batch_size)
+                    found = []
+                    for label, mask in zip(scene.labels, scene.masks):
+                        e = SMDLExplainer(cfg).explain(scene.image, Target.from_text(label),
+                                                       adapter)
+                        top = np.isin(e.regions, e.order[:5])
+                        first = e.regions == e.order[0]
+                        found.append({"top5": e.order[:5], "area": float((top & mask).sum()
+                                                                          / top.sum()),
+                                      "top1_on": float((first & mask).sum() / first.sum()) >= 0.5,
+                                      "ins": e.insertion_auc, "used": e.settings["score_used"]})
+                    row = {"key": key, "model": model, "renderer": renderer, "seed": seed,
+                           "score": score, "used": found[0]["used"],
+                           "shared": len(set(found[0]["top5"]) & set(found[1]["top5"])),
+                           "area": np.mean([f["area"] for f in found]),
+                           "top1_on": np.mean([f["top1_on"] for f in found]),
+                           "ins": np.mean([f["ins"] for f in found])}
+                    rows[key] = row
+                    _keep(args.rows, row)
+                    print(f"# {key}: shared {row['shared']}", file=sys.stderr, flush=True)
+    out = ["| model | renderer | score (used) | scenes | shared top-5 regions (mean) | "
+           "scenes sharing ≥ 2 | top-5 area in the named object | top-1 on it | insertion AUC |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    sel_all = list(rows.values())
+    for model in dict.fromkeys(r["model"] for r in sel_all):
+        for renderer in [*dict.fromkeys(r["renderer"] for r in sel_all), "both"]:
+            for score in dict.fromkeys(r["score"] for r in sel_all):
+                sel = [r for r in sel_all if r["model"] == model and r["score"] == score
+                       and renderer in (r["renderer"], "both")]
+                if not sel:
+                    continue
+                used = "/".join(sorted({r["used"] for r in sel}))
+                out.append(
+                    f"| {model} | {renderer} | {score} ({used}) | {len(sel)} | "
+                    f"{np.mean([r['shared'] for r in sel]):.2f} | "
+                    f"{sum(r['shared'] >= 2 for r in sel)} | "
+                    f"{np.mean([r['area'] for r in sel]):.3f} | "
+                    f"{np.mean([r['top1_on'] for r in sel]):.2f} | "
+                    f"{np.mean([r['ins'] for r in sel]):.3f} |")
+    return "\n".join(out)
+
+
+class _ReferenceModel(torch.nn.Module):
+    """What the reference's CLIP scripts hand it: images → unit-norm image features; counts
+    the images it encodes (its passes)."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.passes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.passes += int(x.shape[0])
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(self.adapter.encode_images(x).float(), dim=-1)
+
+
+def _reference(args) -> str:
+    import copy
+    import importlib.util
+
+    from mmattr.api import with_templates
+    from mmattr.datasets.shapes import captions
+    from mmattr.division import make_divider
+    from mmattr.metrics import auc
+
+    path = args.reference / "models" / "submodular_vit_torch.py" if args.reference else None
+    if path is None or not path.is_file():
+        print("# reference table skipped: pass --reference DIR, the folder holding the "
+              "reference's models/submodular_vit_torch.py", file=sys.stderr)
+        return ""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its per-step progress bar, not our output
+    spec = importlib.util.spec_from_file_location("smdl_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+
+    # Like for like: raw prompts (no templates), logit scale 100, the 36 captions.
+    adapter = copy.copy(with_templates(_model(args.reference_model, args), "none"))
+    adapter.logit_scale = 100.0
+    names = captions()
+    vocab_file = Path(tempfile_dir()) / "captions36.txt"
+    vocab_file.write_text("\n".join(names) + "\n")
+    with torch.inference_mode():
+        vocab = adapter.class_embeddings(names).float()
+    ref_model = _ReferenceModel(adapter)
+
+    def preprocess(image: np.ndarray) -> torch.Tensor:
+        return adapter.preprocess(torch.from_numpy(np.ascontiguousarray(image))[None])[0]
+
+    rows = _done(args.rows)
+    strategies = args.strategies if args.strategies != DEFAULT_STRATEGIES else [
+        "exact", "lazy", "lazy:guard=false"]
+    for seed in range(args.seed, args.seed + args.scenes):
+        scene = _scene("altshapes", seed)
+        label = scene.labels[0]
+        labels = make_divider("slico", 49).divide(scene.image)
+        area = np.bincount(labels.ravel(), minlength=labels.max() + 1) / labels.size
+        key = f"ref|{args.reference_model}|{seed}|reference"
+        if key not in rows:
+            regions = [scene.image * (labels == i)[..., None] for i in range(labels.max() + 1)]
+            smdl = module.MultiModalSubModularExplanation(
+                ref_model, 100.0 * vocab, preprocess, k=len(regions), lambda1=0.0,
+                lambda2=0.05, lambda3=1.0, lambda4=1.0, device="cpu")
+            inner = smdl.get_merge_set
+            order: list[int] = []
+
+            def record(partition, inner=inner, order=order):
+                # It returns images; the ids of its ordering are what get_merge_set returns.
+                found = inner(partition)
+                order.extend(int(i) for i in found)
+                return found
+
+            smdl.get_merge_set = record
+            ref_model.passes = 0
+            t0 = time.perf_counter()
+            _, _, saved = smdl(regions, names.index(label))
+            seconds = time.perf_counter() - t0
+            # Its own scores give the curves: consistency = p(prefix shown), collaboration =
+            # 1 - p(prefix removed); the ends (black, full image) in one extra batch.
+            with torch.inference_mode():
+                ends = ref_model(torch.stack([preprocess(np.zeros_like(scene.image)),
+                                              preprocess(scene.image)]))
+                p_ends = (ends @ (100.0 * vocab).T).softmax(-1)[:, names.index(label)].tolist()
+            x = np.concatenate([[0.0], np.cumsum(area[order])])
+            x[-1] = 1.0
+            ins = [p_ends[0], *saved["consistency_score"]]
+            dele = [p_ends[1], *(1.0 - np.array(saved["collaboration_score"]))]
+            rows[key] = {"key": key, "seed": seed, "strategy": "reference", "seconds": seconds,
+                         "passes": ref_model.passes + 2, "ins": auc(x, ins),
+                         "del": auc(x, dele)}
+            _keep(args.rows, rows[key])
+            print(f"# {key}: {seconds:.2f} s, ins {rows[key]['ins']:.4f}", file=sys.stderr,
+                  flush=True)
+        for spec_ in strategies:
+            key = f"ref|{args.reference_model}|{seed}|{spec_}"
+            if key in rows:
+                continue
+            name, options = _parse(spec_)
+            cfg = ExplainConfig(model=adapter.spec, division="slico", regions=49,
+                                score="probability", vocabulary=str(vocab_file),
+                                batch_size=args.batch_size, **config_changes(name, options))
+            t0 = time.perf_counter()
+            e = SMDLExplainer(cfg).explain(scene.image, Target.from_text(label), adapter)
+            seconds = time.perf_counter() - t0
+            rows[key] = {"key": key, "seed": seed, "strategy": spec_, "seconds": seconds,
+                         "passes": e.forward_passes, "ins": e.insertion_auc,
+                         "del": e.deletion_auc}
+            _keep(args.rows, rows[key])
+            print(f"# {key}: {seconds:.2f} s, ins {e.insertion_auc:.4f}", file=sys.stderr,
+                  flush=True)
+    sel = [r for r in rows.values() if r["key"].startswith(f"ref|{args.reference_model}|")
+           and args.seed <= r["seed"] < args.seed + args.scenes]
+    ref = [r for r in sel if r["strategy"] == "reference"]
+    ref_s = np.mean([r["seconds"] for r in ref])
+    out = ["| search | images | s/image | × faster than the reference | passes | insertion AUC | "
+           "deletion AUC |", "|---|---|---|---|---|---|---|"]
+    for spec_ in ["reference", *strategies]:
+        rs = [r for r in sel if r["strategy"] == spec_]
+        if rs:
+            s_img = np.mean([r["seconds"] for r in rs])
+            out.append(f"| {'reference (exact greedy)' if spec_ == 'reference' else 'mmattr ' + spec_} | "
+                       f"{len(rs)} | {s_img:.3f} | {ref_s / s_img:.1f} | "
+                       f"{np.mean([r['passes'] for r in rs]):.0f} | "
+                       f"{np.mean([r['ins'] for r in rs]):.4f} | {np.mean([r['del'] for r in rs]):.4f} |")
+    return "\n".join(out)
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def _issue20_table(args, argv) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    before = _load_note()
+    body = {"worst": _worst, "specificity": _specificity, "reference": _reference}[args.table](args)
+    if not body:
+        return ""
+    header = (f"command: python benchmarks/bench_search.py {' '.join(argv or sys.argv[1:])}\n"
+              f"machine: {cpu}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
+              f"{args.threads} thread(s), no GPU; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+              f"{before} before, {_load_note()} after\n")
+    return header + "\n" + body + "\n"
+
+
 BATCH = 64
 
 
 def main(argv: list[str] | None = None) -> int:
     global BATCH
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=["demo", "vitb32"], choices=["demo", "vitb32"])
+    p.add_argument("--models", nargs="+", default=["demo", "vitb32"], choices=["demo", "vitb32", "vit"],
+                   help="cost: demo, vitb32 (random weights); the issue-20 tables: demo, vit")
     p.add_argument("--scenes", type=int, default=20, help="demo-model scenes")
     p.add_argument("--images", type=int, default=3, help="random ViT-B/32 images")
     p.add_argument("--regions", type=int, nargs="+", default=[25, 49, 100])
@@ -266,9 +613,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table-from", type=Path, nargs="*", default=None,
                    help="print the table of rows saved with --rows instead of measuring")
     p.add_argument("--rows", type=Path, default=None, help="append every measured row (JSONL)")
+    p.add_argument("--table", choices=["cost", "worst", "specificity", "reference"], default="cost",
+                   help="cost (the default): passes, time, memory; worst / specificity / "
+                        "reference: the tables of issue 20 (module docstring)")
+    p.add_argument("--renderers", nargs="+", default=["shapes", "altshapes"],
+                   choices=["shapes", "altshapes"])
+    p.add_argument("--scores", nargs="+", default=["cosine", "probability"],
+                   help="worst: SMDL scores (cosine, probability, auto)")
+    p.add_argument("--vit-folder", type=Path, default=None,
+                   help="the ViT CLIP folder (default: read from git history, commit 7f3ed05)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="reference: folder holding the reference's models/submodular_vit_torch.py")
+    p.add_argument("--reference-model", default="vit", choices=["demo", "vit"])
     args = p.parse_args(argv)
     BATCH = args.batch_size
     torch.set_num_threads(args.threads)
+    if args.table != "cost":
+        text = _issue20_table(args, argv)
+        print(text)
+        if args.out and text:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text)
+        return 0
     rows: list[dict] = []
     if args.table_from:  # render rows saved by earlier (possibly interrupted) runs
         rows = [json.loads(line) for f in args.table_from for line in f.read_text().splitlines()]
