@@ -49,6 +49,12 @@ class Adapter(ABC):
         """(P,) prompts → (P, D) embeddings; only models with a text tower have it."""
         raise ModelError(f"model {self.spec!r} has no text encoder: it cannot take a text target")
 
+    def word_pieces(self, text: str) -> list[list[str]] | None:
+        """The text tokenizer's pieces of each whitespace-separated word of `text` (no special
+        tokens), with its unknown token as ``None``; None when the model has no tokenizer this
+        can read. The audit uses it to keep names made of words the model cannot read out."""
+        return None
+
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Differentiable (B, D) embeddings, for gradient-based methods; same values as
         `encode_images`. Adapters whose `encode_images` runs under inference mode override it."""

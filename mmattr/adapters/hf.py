@@ -127,6 +127,25 @@ def warn_long_prompts(tokenizer, prompts: Sequence[str], limit: int) -> None:
                       MmattrWarning, stacklevel=3)
 
 
+def tokenizer_pieces(tokenizer, text: str) -> list[list[str | None]] | None:
+    """Each word's tokenizer pieces, the unknown token as None, for a transformers tokenizer
+    (fast or slow) or the plain `tokenizers` one the native path builds; None for anything else."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    unk = {getattr(tokenizer, "unk_token", None)}
+    if backend is not None:
+        unk.add(getattr(getattr(backend, "model", None), "unk_token", None))
+
+        def pieces(word: str) -> list[str]:
+            return list(backend.encode(word, add_special_tokens=False).tokens)
+    elif callable(getattr(tokenizer, "tokenize", None)):
+        def pieces(word: str) -> list[str]:
+            return list(tokenizer.tokenize(word))
+    else:
+        return None
+    unk.discard(None)
+    return [[None if p in unk else p for p in pieces(w)] for w in text.split()]
+
+
 def check_token_ids(ids: torch.Tensor, rows: int | None) -> None:
     """A tokenizer that yields ids beyond the embedding table is a broken checkpoint: say so in
     one line instead of an IndexError deep in the model."""
@@ -306,6 +325,9 @@ class HFAdapter(Adapter):
         with self.autocast():
             out = self.model.get_text_features(**tok)
         return _features(out).float()
+
+    def word_pieces(self, text: str) -> list[list[str]] | None:
+        return tokenizer_pieces(self.tokenizer, text)
 
     def vision_module(self) -> torch.nn.Module | None:
         return getattr(self.model, "vision_model", None)

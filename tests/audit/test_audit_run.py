@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mmattr.cli.main import app
 
-SECTIONS = ("summary", "calibration", "confusion", "slices", "mistakes", "label-issues",
+SECTIONS = ("findings", "summary", "calibration", "confusion", "slices", "metadata", "mistakes", "label-issues",
             "hook", "skipped", "settings")
 
 
