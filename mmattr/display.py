@@ -206,19 +206,29 @@ def _pct(value: Any) -> str | None:
     return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else None
 
 
+def _phrase(name: Any) -> str:
+    """A slice name: a phrase, or (phrase, score)."""
+    if isinstance(name, (tuple, list)) and name:
+        return f"{name[0]} ({name[1]:+.1f})" if len(name) > 1 and isinstance(
+            name[1], (int, float)) else str(name[0])
+    return str(name)
+
+
 def audit_html(result: Any) -> str:
     """An `AuditResult` as a summary: accuracy, calibration, the failure slices, the report."""
     s = getattr(result, "summary", {}) or {}
     acc = _get(s, "accuracy", "value")
-    ci = _get(s, "accuracy", "ci95") or _get(s, "accuracy", "interval")
+    lo, hi = _get(s, "accuracy", "ci_low"), _get(s, "accuracy", "ci_high")
+    ece = _get(s, "calibration", "ece")
     rows: list[tuple[str, Any]] = [
-        ("model", _get(s, "settings", "model") or _get(s, "model")),
-        ("images", _get(s, "dataset", "images") or _get(s, "n_images") or _get(s, "images")),
-        ("accuracy", (_pct(acc) or "") + (f" (95% CI {_pct(ci[0])}–{_pct(ci[1])})"
-                                         if isinstance(ci, (list, tuple)) and len(ci) == 2
-                                         else "") or None),
-        ("ECE", f"{_get(s, 'calibration', 'ece'):.3f}"
-         if isinstance(_get(s, "calibration", "ece"), (int, float)) else None),
+        ("model", _get(s, "model", "spec") or _get(s, "settings", "model")),
+        ("mode", _get(s, "mode")),
+        ("images", _get(s, "dataset", "images")),
+        ("accuracy", None if acc is None else _pct(acc) + (
+            f" (95% interval {_pct(lo)} to {_pct(hi)})" if lo is not None and hi is not None
+            else "")),
+        ("expected calibration error", f"{ece:.3f}" if isinstance(ece, (int, float)) else None),
+        ("likely label errors", _get(s, "label_issues", "flagged")),
         ("seconds", f"{getattr(result, 'seconds', 0):.1f}"),
         ("report", str(getattr(result, "report", "")) or None)]
     slices = list(getattr(result, "slices", []) or [])
@@ -226,10 +236,10 @@ def audit_html(result: Any) -> str:
     if slices:
         lines = []
         for k, sl in enumerate(slices, start=1):
-            names = ", ".join(str(n) for n in list(getattr(sl, "names", []) or [])[:3])
-            size = getattr(sl, "size", None) or len(getattr(sl, "members", []) or [])
+            names = "; ".join(_phrase(n) for n in list(getattr(sl, "names", []) or [])[:3])
+            size = getattr(sl, "size", None)
             lines.append(f"<tr><td>{k}</td><td>{html.escape(names or '–')}</td>"
-                         f"<td>{size or ''}</td>"
+                         f"<td>{'' if size is None else size}</td>"
                          f"<td>{html.escape(_pct(getattr(sl, 'accuracy', None)) or '')}</td></tr>")
         body += ("<p><b>failure slices</b></p><table><tr><th>#</th><th>named</th><th>images</th>"
                  "<th>accuracy</th></tr>" + "".join(lines) + "</table>")
