@@ -194,7 +194,8 @@ def _import(module: str):
 
 @register_adapter("torch", syntax="torch:<module or file.py>:<factory>", requires=("torch",),
                   help="any nn.Module classifier or encoder: factory() returns an Adapter "
-                       "(mmattr.adapters.from_module) or a module")
+                       "(mmattr.from_module) or a module (its class_names attribute names "
+                       "its classes)")
 def _torch(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
     module, sep, factory = arg.rpartition(":")
     if not sep or not module or not factory:
