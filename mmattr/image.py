@@ -151,15 +151,15 @@ def load_image(image: ImageLike) -> np.ndarray:
     if is_tensor(image):
         arr = _array_to_rgb(tensor_to_array(image), "image tensor")
         _check_size(arr, "image tensor")
-        return np.ascontiguousarray(arr)
+        return _own(arr)
     if isinstance(image, np.ndarray):
         arr = _array_to_rgb(image, "image array")
         _check_size(arr, "image array")
-        return np.ascontiguousarray(arr)
+        return _own(arr)
     if isinstance(image, Image.Image):
         arr = to_rgb_array(image)
         _check_size(arr, "image")
-        return np.ascontiguousarray(arr)
+        return _own(arr)
     if not isinstance(image, (str, os.PathLike)):
         raise InputError(f"cannot read an image from a {type(image).__name__}; give a file path, "
                          "a PIL image, a numpy array or a torch tensor")
@@ -186,7 +186,14 @@ def load_image(image: ImageLike) -> np.ndarray:
     except MemoryError:
         raise InputError(f"image {path} does not fit in memory; shrink it first") from None
     _check_size(arr, str(path))
-    return np.ascontiguousarray(arr)
+    return _own(arr)
+
+
+def _own(arr: np.ndarray) -> np.ndarray:
+    """A contiguous, writable array: PIL's pixels are read-only, and torch.from_numpy warns
+    on those (a notebook's first ``torch.from_numpy(image)`` would)."""
+    arr = np.ascontiguousarray(arr)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def _bomb_size(exc: Exception) -> str:
