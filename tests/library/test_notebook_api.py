@@ -306,3 +306,26 @@ def test_audit_and_ri_results_have_a_summary_for_notebooks():
     assert "90.0%" in page and "on stripes (+3.2)" in page and "25.0%" in page and "0.050" in page
     failed = GroupInterpretation("cats", 3, None, {}, "too few reference images")
     assert "too few reference images" in failed._repr_html_()
+
+
+def test_the_command_line_reads_flags_and_takes_a_fill_and_a_label_map(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmattr.cli.main import app
+
+    scene = str(mmattr.examples.scene_path())
+    base = ["explain", scene, "--text", "a red circle", "--device", "cpu"]
+    bad = CliRunner().invoke(app, [*base, "--division", "grid", "--regions", "100000",
+                                   "--out", str(tmp_path / "a")])
+    assert bad.exit_code == 2 and "--regions 100000 is more" in bad.output
+    bad = CliRunner().invoke(app, [*base, "--fill", "plaid", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "--fill plaid" in bad.output and "fill=" not in bad.output
+    labels = np.zeros((224, 224), np.int64)
+    labels[:, 112:] = 1
+    np.save(tmp_path / "halves.npy", labels)
+    ok = CliRunner().invoke(app, [*base, "--division", f"labels:{tmp_path / 'halves.npy'}",
+                                  "--fill", "mean", "--out", str(tmp_path / "c")])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads((tmp_path / "c" / "explanation.json").read_text())
+    assert data["n_regions"] == 2 and data["settings"]["fill"] == "mean"
+    assert data["settings"]["division"] == f"labels:{tmp_path / 'halves.npy'}"
