@@ -329,3 +329,14 @@ def test_the_command_line_reads_flags_and_takes_a_fill_and_a_label_map(tmp_path)
     data = json.loads((tmp_path / "c" / "explanation.json").read_text())
     assert data["n_regions"] == 2 and data["settings"]["fill"] == "mean"
     assert data["settings"]["division"] == f"labels:{tmp_path / 'halves.npy'}"
+
+
+def test_a_near_miss_class_is_suggested_once():
+    net = TinyClassifier()
+    net.class_names = ["red", "Green, lime", "blue"]
+    adapter = mmattr.from_module(net, size=16, device="cpu")
+    with pytest.raises(ModelError) as info:
+        adapter.class_index("rde")
+    assert str(info.value).count("'red'") == 1, str(info.value)
+    with pytest.raises(ModelError, match="did you mean 'Green, lime'"):
+        adapter.class_index("lmie")
