@@ -4,12 +4,14 @@ bar, and the curves."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .explanation import Explanation
 
 
@@ -72,10 +74,16 @@ def _inner_point(mask: np.ndarray) -> tuple[float, float]:
     return float(x), float(y)
 
 
-def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
+def save_overlay(path: str | Path | BinaryIO, image: np.ndarray, attribution: np.ndarray,
                  regions: np.ndarray, top: Sequence[int], title: str = "",
                  cmap: str = "jet") -> None:
-    """Two panels a person can read at a glance.
+    """overlay.png (`overlay_figure`) written to `path` (a file name or a binary stream)."""
+    overlay_figure(image, attribution, regions, top, title, cmap).savefig(path, format="png")
+
+
+def overlay_figure(image: np.ndarray, attribution: np.ndarray, regions: np.ndarray,
+                   top: Sequence[int], title: str = "", cmap: str = "jet") -> "Figure":
+    """Two panels a person can read at a glance (a matplotlib Figure, made without pyplot).
 
     Left: the photo with the `top` regions at full brightness, outlined and numbered by rank
     (1 = most important), the rest dimmed, as in the SMDL paper's figures. A pixel map with
@@ -133,10 +141,15 @@ def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
     if title:
         fig.suptitle(title if len(title) <= 80 else title[:79] + "…", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    return fig
 
 
-def save_curves(path: str | Path, explanation: "Explanation") -> None:
+def save_curves(path: str | Path | BinaryIO, explanation: "Explanation") -> None:
+    """curves.png (`curves_figure`) written to `path` (a file name or a binary stream)."""
+    curves_figure(explanation).savefig(path, format="png")
+
+
+def curves_figure(explanation: "Explanation") -> "Figure":
     """Insertion and deletion curves side by side, AUCs in the titles."""
     from matplotlib.figure import Figure  # no pyplot: its import and backend choice cost time
 
@@ -157,4 +170,4 @@ def save_curves(path: str | Path, explanation: "Explanation") -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{e.method} · {e.target.get('label', '')}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    return fig

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, arg
 from .base import register_adapter
 from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
@@ -54,10 +54,20 @@ def _hub_reachable() -> bool:
 
 
 def hub_error(ident: str, family: str) -> ModelError:
+    if _looks_like_path(ident):  # a folder that is not there: no download would help
+        return ModelError(f"cannot load {ident}: no such folder (a {family}: spec is a local "
+                          "folder or a hub id such as openai/clip-vit-base-patch32)")
     return ModelError(
         f"cannot load {ident!r}: not a local folder, not in the local Hugging Face cache, and "
         f"the hub cannot be reached; download it where there is network (huggingface-cli "
-        f"download {ident} --local-dir DIR) and pass --model {family}:DIR")
+        f"download {ident} --local-dir DIR) and pass {arg('model', family + ':DIR')}")
+
+
+def _looks_like_path(ident: str) -> bool:
+    """A folder path rather than a hub id (``org/name``): absolute, relative to here or home,
+    more than one slash, or a Windows drive."""
+    return (ident.startswith(("/", "./", "../", "~", "\\")) or ident.count("/") > 1
+            or "\\" in ident or (len(ident) > 1 and ident[1] == ":"))
 
 
 def load_pretrained(loader, ident: str, what: str, family: str = "hf"):

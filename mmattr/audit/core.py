@@ -87,6 +87,17 @@ class AuditResult:
     def report(self) -> Path:
         return self.out / "report.html"
 
+    # notebook display (mmattr.display reads the fields and `summary` defensively)
+    def __repr__(self) -> str:
+        from ..display import audit_repr
+
+        return audit_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..display import audit_html
+
+        return audit_html(self)
+
 
 # -- inputs ---------------------------------------------------------------------------------
 
