@@ -233,10 +233,16 @@ def audit_html(result: Any) -> str:
         ("report", str(getattr(result, "report", "")) or None)]
     slices = list(getattr(result, "slices", []) or [])
     body = _table(rows)
+    findings = [f.get("statement") for f in (s.get("findings") or []) if isinstance(f, dict)]
+    if findings:
+        body += ("<p><b>findings</b></p><ol>" + "".join(
+            f"<li>{html.escape(str(f))}</li>" for f in findings[:5]) + "</ol>")
     if slices:
         lines = []
         for k, sl in enumerate(slices, start=1):
-            names = "; ".join(_phrase(n) for n in list(getattr(sl, "names", []) or [])[:3])
+            title = getattr(sl, "title", None)
+            names = (title() if callable(title) else
+                     "; ".join(_phrase(n) for n in list(getattr(sl, "names", []) or [])[:3]))
             size = getattr(sl, "size", None)
             lines.append(f"<tr><td>{k}</td><td>{html.escape(names or '–')}</td>"
                          f"<td>{'' if size is None else size}</td>"
