@@ -192,14 +192,36 @@ class Analysis:
         return out
 
 
+def _link(slices: list[Slice], meta: list[Slice]) -> None:
+    """Cross-links: an embedding slice is the same group as the first (best) metadata slice
+    that holds at least half of it; a metadata slice is part of the first embedding slice that
+    holds at least half of it."""
+    for sl in slices:
+        sl.same_as = ""
+    for m in meta:
+        m.same_as = ""
+    for sl in slices:
+        members = set(sl.members.tolist())
+        for m in meta:
+            both = len(members & set(m.members.tolist()))
+            if both >= 0.5 * len(members) and not sl.same_as:
+                sl.same_as = m.title()
+            if both >= 0.5 * m.size and not m.same_as:
+                m.same_as = f"slice {sl.rank}"
+
+
 def _merge_explained(slices: list[Slice], correct: np.ndarray, typical: int) -> list[Slice]:
-    """Slices that one metadata value explains are one failure mode: merged, ranks renewed."""
+    """Slices that one metadata value explains (its first explanation, else the significant
+    metadata slice that holds at least half of each) are one failure mode: merged, ranks
+    renewed."""
     from .slices import combine
 
     groups: dict[tuple, list[Slice]] = {}
     for sl in slices:
         e = sl.explained_by[0] if sl.explained_by else None
-        groups.setdefault((e["column"], e["value"]) if e else ("", sl.rank), []).append(sl)
+        key = ((e["column"], e["value"]) if e else (sl.same_as, "") if sl.same_as
+               else ("", sl.rank))
+        groups.setdefault(key, []).append(sl)
     out = [g[0] if len(g) == 1 else combine(g, correct, typical) for g in groups.values()]
     out.sort(key=lambda sl: sl.rank)
     for r, sl in enumerate(out, 1):
@@ -247,16 +269,11 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
     meta = meta[: s.max_slices]
     for sl in slices:
         sl.explained_by = explain_by_columns(sl.members, columns or [])
+    _link(slices, meta)
     slices = _merge_explained(slices, correct, s.typical)
-    for sl in slices:
-        members = set(sl.members.tolist())
-        for m in meta:
-            both = len(members & set(m.members.tolist()))
-            # the same group (the rule covers most of the slice), or a part of it
-            if both >= 0.5 * len(members) and not sl.same_as:
-                sl.same_as = m.title()
-            if both >= 0.5 * m.size and not m.same_as:
-                m.same_as = f"slice {sl.rank}"
+    for sl in slices:  # a merged slice explained by its metadata slice, if now it is
+        sl.explained_by = sl.explained_by or explain_by_columns(sl.members, columns or [])
+    _link(slices, meta)
     return Analysis(
         probs, preds, labels, correct, confidence,
         measures.per_class_accuracy(labels, preds, names), confusion,

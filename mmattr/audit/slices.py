@@ -474,7 +474,8 @@ def combine(slices: list[Slice], correct: np.ndarray, typical: int = 10) -> Slic
                  m - k, kind=first.kind, rest_accuracy=float(rest_acc),
                  p_value=group_vs_rest_p(m - k, m, errors_all, n_all),
                  q_value=float(max(sl.q_value for sl in slices)),
-                 merged=sum(sl.merged for sl in slices), explained_by=first.explained_by)
+                 merged=sum(sl.merged for sl in slices), explained_by=first.explained_by,
+                 same_as=first.same_as)
 
 
 def select_slices(candidates: list[Slice], n: int, settings: SliceSettings | None = None
