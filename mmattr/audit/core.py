@@ -185,10 +185,12 @@ class Analysis:
         return self.checks.systematic_errors(self.confidence)
 
     def slice_of(self) -> np.ndarray:
-        """(N,) rank of the embedding slice each image is in (0: none)."""
+        """(N,) rank of the embedding slice each image is in (0: none); set-aside mistakes that
+        fall in a slice count as in it."""
         out = np.zeros(len(self.labels), dtype=int)
         for sl in reversed(self.slices):
             out[sl.members] = sl.rank
+            out[sl.aside] = sl.rank
         return out
 
 
@@ -274,6 +276,10 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
     for sl in slices:  # a merged slice explained by its metadata slice, if now it is
         sl.explained_by = sl.explained_by or explain_by_columns(sl.members, columns or [])
     _link(slices, meta)
+    # A label-error candidate that falls, by its features, in a reported failure slice is that
+    # failure mode's mistake, not a label error.
+    for sl in slices:
+        checks.demote(sl.aside)
     return Analysis(
         probs, preds, labels, correct, confidence,
         measures.per_class_accuracy(labels, preds, names), confusion,
