@@ -218,11 +218,10 @@ def _merge_explained(slices: list[Slice], correct: np.ndarray, typical: int) -> 
     renewed."""
     from .slices import combine
 
-    groups: dict[tuple, list[Slice]] = {}
+    groups: dict[str, list[Slice]] = {}
     for sl in slices:
         e = sl.explained_by[0] if sl.explained_by else None
-        key = ((e["column"], e["value"]) if e else (sl.same_as, "") if sl.same_as
-               else ("", sl.rank))
+        key = f"{e['column']} = {e['value']}" if e else sl.same_as or f"\0{sl.rank}"
         groups.setdefault(key, []).append(sl)
     out = [g[0] if len(g) == 1 else combine(g, correct, typical) for g in groups.values()]
     out.sort(key=lambda sl: sl.rank)
