@@ -135,17 +135,13 @@ def _one_per_image(items: list) -> tuple[list, int]:
     return kept, len(items) - len(kept)
 
 
-def _reference(ref: str | Adapter, s: AuditSettings, items: list, names: list[str], cache,
-               templates: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _reference(other: Adapter, s: AuditSettings, items: list, names: list[str], cache
+               ) -> tuple[np.ndarray, np.ndarray]:
     """A second model's (embeddings, predictions) over the same images and classes, for the
     label check; an image it cannot read is one line (the audited model just read it)."""
-    from ..adapters import load_adapter
-    from ..api import with_templates
     from ..runner import encode_items
     from .predict import class_logits
 
-    other = with_templates(ref if isinstance(ref, Adapter) else load_adapter(ref, s.device, s.dtype),
-                           templates)
     enc = encode_items(other, items, cache=cache, batch_size=s.batch_size)
     if enc.bad:
         raise InputError(f"the reference model could not read {enc.bad[0].describe()}")
@@ -341,6 +337,11 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     adapter = with_templates(model if isinstance(model, Adapter)
                              else load_adapter(spec, s.device, s.dtype), templates)
     names = resolve_vocabulary(vocabulary, adapter, [it.label for it in items])
+    # the reference model is loaded before any work, so a bad spec costs nothing
+    ref_adapter = None
+    if ref is not None:
+        ref_adapter = with_templates(ref if isinstance(ref, Adapter)
+                                     else load_adapter(ref, s.device, s.dtype), templates)
     stage = (lambda name: (lambda d, t: progress(name, d, t))) if progress else (lambda name: None)
     cache = EmbeddingCache(s.cache_dir)
     enc_start = time.perf_counter()
@@ -357,8 +358,8 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     logits = class_logits(adapter, enc.vectors, names, batch_size=s.batch_size)
     reference = None
     t_ref = time.perf_counter()
-    if ref is not None:
-        reference = _reference(ref, s, enc.items, names, cache, templates)
+    if ref_adapter is not None:
+        reference = _reference(ref_adapter, s, enc.items, names, cache)
     t_meta = time.perf_counter()
     from .metadata import dataset_columns, image_properties
 
