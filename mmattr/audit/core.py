@@ -192,7 +192,8 @@ class Analysis:
 
 def _link(slices: list[Slice], meta: list[Slice]) -> None:
     """Cross-links: an embedding slice is the same group as the first (best) metadata slice
-    that holds at least half of it; a metadata slice is part of the first embedding slice that
+    whose members mostly coincide with its own (Jaccard ≥ 0.5: a slice of stars that are small
+    is not "the small objects"); a metadata slice is part of the first embedding slice that
     holds at least half of it."""
     for sl in slices:
         sl.same_as = ""
@@ -201,8 +202,9 @@ def _link(slices: list[Slice], meta: list[Slice]) -> None:
     for sl in slices:
         members = set(sl.members.tolist())
         for m in meta:
-            both = len(members & set(m.members.tolist()))
-            if both >= 0.5 * len(members) and not sl.same_as:
+            other = set(m.members.tolist())
+            both = len(members & other)
+            if both >= 0.5 * len(members | other) and not sl.same_as:
                 sl.same_as = m.title()
             if both >= 0.5 * m.size and not m.same_as:
                 m.same_as = f"slice {sl.rank}"

@@ -86,8 +86,10 @@ class Findings(Section):
         for m in meta:
             if m["title"] in linked or m["same_as_slice"]:
                 continue  # the same group as an embedding slice, or a part of one
+            part = "".join(f"; {x['share']:.0%} of it lies in slice {x['slice']} (“{x['title']}”)"
+                           for x in m.get("in_slices", []))
             found.append({"kind": "metadata", "section": "metadata", "weight": m["errors"],
-                          "statement": f"{m['title']}: {_numbers(m)}.",
+                          "statement": f"{m['title']}: {_numbers(m)}{part}.",
                           "evidence": {k: m[k] for k in ("size", "accuracy", "rest_accuracy",
                                                          "q_value", "rule")}})
         r = ctx.result
