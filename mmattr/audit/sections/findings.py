@@ -78,7 +78,8 @@ class Findings(Section):
             else:
                 head = f"Slice {row['rank']} (unnamed: {row['unnamed_reason']}): {_numbers(row)}"
             clauses = _why(row)
-            text = head + ("; " + "; ".join(clauses) if clauses else "") + f"; {row['summary']}."
+            summary = m["summary"] if m is not None else row["summary"]  # of the group named
+            text = head + ("; " + "; ".join(clauses) if clauses else "") + f"; {summary}."
             found.append({"kind": "slice", "slice": row["rank"], "section": "slices",
                           "weight": row["errors"], "statement": text,
                           "evidence": {k: row.get(k) for k in ("size", "accuracy", "rest_accuracy",

@@ -11,6 +11,7 @@ class Settings(Section):
     how = "How to read: everything needed to rerun this audit; every number is also in audit.json."
     order = 100
     key = "naming"
+    stores = "naming"  # the phrases kept, dropped and merged; the rows are in "settings"
 
     def compute(self, ctx: ReportContext) -> dict:
         s, summ = ctx.settings, ctx.summary
