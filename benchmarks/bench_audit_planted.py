@@ -206,8 +206,8 @@ def score(sc: Scenario, summary: dict, out: Path) -> dict:
     flips = {img for img, f in sc.flipped.items() if f}
     if sc.flaw.startswith("noise"):
         # a slice invented from label noise: mostly flipped labels
-        res["noise_slices"] = sum(np.mean([img in flips for img in ranked[sl["rank"]]]) >= 0.5
-                                  for sl in slices if ranked[sl["rank"]])
+        res["noise_slices"] = int(sum(np.mean([img in flips for img in ranked[sl["rank"]]]) >= 0.5
+                                      for sl in slices if ranked[sl["rank"]]))
         res["unmatched"] = res["noise_slices"]
         res["natural"] = len(slices) - res["noise_slices"]
     else:
@@ -333,8 +333,8 @@ def main() -> None:
                 row = score(sc, r.summary, out)
                 row["seconds"] = time.perf_counter() - t
                 results.append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "modes"}),
-                      json.dumps(row["modes"]), flush=True)
+                print(json.dumps({k: v for k, v in row.items() if k != "modes"}, default=float),
+                      json.dumps(row["modes"], default=float), flush=True)
     text = report(results, args, time.perf_counter() - t0)
     print(text)
     if args.out:

@@ -274,8 +274,12 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
         sl.explained_by = sl.explained_by or explain_by_columns(sl.members, columns or [])
     _link(slices, meta)
     # A label-error candidate that falls, by its features, in a reported failure slice is that
-    # failure mode's mistake, not a label error.
+    # failure mode's mistake, not a label error, provided the mode is established by more of
+    # its own mistakes than the candidates it would take in: a mode fitted to a handful of
+    # mistakes is wide, and would swallow every image that looks unlike its label.
     for sl in slices:
+        sl.aside = sl.aside[checks.label_error[sl.aside]] if len(sl.aside) <= sl.errors \
+            else sl.aside[:0]
         checks.demote(sl.aside)
     return Analysis(
         probs, preds, labels, correct, confidence,

@@ -316,7 +316,8 @@ class Slice:
     #: the metadata slice it coincides with, if any
     same_as: str = ""
     #: images set aside before the search (likely label errors) that fall in it by their
-    #: features: mistakes its failure mode explains (not counted in its tested numbers)
+    #: features; after the analysis, those set back as its model errors (not counted in its
+    #: tested numbers)
     aside: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def title(self) -> str:
