@@ -18,7 +18,8 @@ How a slice is found (the default slicer, ``modes``):
 4. **Tests.** Each candidate is tested one-sided (binomial: more mistakes than at the rest's
    error rate); the audit controls the false-discovery rate (Benjamini-Hochberg) over every
    slice it tests, metadata slices included. A slice is kept when q ≤ ``alpha``, it has at least
-   max(min_support, min_fraction·N) images and it is at least ``min_drop`` below the rest.
+   max(min_support, min_fraction·N) images and ``min_errors`` mistakes, and it is at least
+   ``min_drop`` below the rest.
 5. **Merging.** Two candidates that share a failure signature (their mistakes' mean offsets
    point the same way, cosine ≥ ``merge_cosine``, or their mistakes fall in the same
    true → predicted cells, cosine of the cell counts ≥ 0.5) and whose error rates do not differ
@@ -350,9 +351,11 @@ class SliceSettings:
     method: str = "modes"
     #: the most mixture components (failure modes + 1 for modes); 0: chosen by BIC up to 16
     n_components: int = 0
-    #: smallest slice: max(min_support, min_fraction · N) images
+    #: smallest slice: max(min_support, min_fraction · N) images, and at least min_errors
+    #: mistakes (a "pattern" of three mistakes is an anecdote, however small its p-value)
     min_support: int = 8
     min_fraction: float = 0.01
+    min_errors: int = 5
     #: smallest accuracy drop below the rest worth reporting
     min_drop: float = 0.10
     #: false-discovery rate over every slice tested
@@ -516,14 +519,14 @@ def combine(slices: list[Slice], correct: np.ndarray, typical: int = 10) -> Slic
 
 def select_slices(candidates: list[Slice], n: int, settings: SliceSettings | None = None
                   ) -> list[Slice]:
-    """The candidates to report, best first: q ≤ alpha, at least `settings.support(n)` images,
-    a drop of at least `min_drop` below the rest, and not mostly (half or more of its members)
+    """The candidates to report, best first: q ≤ alpha, at least `settings.support(n)` images
+    and `min_errors` mistakes, a drop of at least `min_drop` below the rest, and not mostly (half or more of its members)
     inside a better one. Ranked by the drop that is certain at 95 % (rest − upper bound).
     q-values must be set (`benjamini_hochberg` over every candidate tested)."""
     s = settings or SliceSettings()
     support = s.support(n)
     ok = [c for c in candidates if np.isfinite(c.q_value) and c.q_value <= s.alpha
-          and c.size >= support and c.drop >= s.min_drop]
+          and c.size >= support and c.errors >= s.min_errors and c.drop >= s.min_drop]
     ok.sort(key=lambda sl: (-(sl.rest_accuracy - sl.ci_high), -sl.size))
     kept: list[Slice] = []
     for c in ok:

@@ -24,7 +24,7 @@ class Settings(Section):
                 ("label check", f"{ctx.result.checks.k} nearest neighbours"
                  + (f", reference model {s.reference_model}" if s.reference_model else "")),
                 ("slices", f"{sl.method}, FDR {sl.alpha}, min drop {sl.min_drop}, "
-                           f"min support {sl.support(len(ctx.items))}, "
+                           f"min support {sl.support(len(ctx.items))} images and {sl.min_errors} mistakes, "
                            f"{ctx.result.tested} hypotheses tested"),
                 ("names", f"{s.name_permutations} permutations, family-wise level {s.name_alpha}"),
                 ("explanations", f"{s.explain_method} {s.explain_division} "
