@@ -2,56 +2,192 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from .adapters import Adapter, load_adapter
 from .config import ExplainConfig, load_config
-from .errors import InputError
+from .errors import InputError, arg
 from .explainers import EXPLAINERS
 from .explanation import Explanation
 from .image import ImageLike, load_image
 from .targets import Target
 
+#: a progress callback: (done, total)
+ProgressFn = Callable[[int, int], None]
+
 
 def explain(image: ImageLike, text: str | list[str] | None = None,
-            model: str | Adapter | None = None, *, target: Target | None = None,
+            model: str | Adapter | Any = None, *, target: Target | None = None,
             class_name: str | int | None = None, target_image: str | Path | None = None,
             target_embedding: str | Path | Any = None,
-            config: ExplainConfig | str | Path | None = None, progress=None,
+            config: ExplainConfig | str | Path | None = None,
+            progress: bool | ProgressFn | None = None, return_tensors: str | None = None,
+            fill: Any = None, baseline: Any = None, division: Any = None,
             **settings: Any) -> Explanation:
     """Explain which regions of `image` make `model` match a target.
 
+    `image`: a file path, a PIL image, an (H, W, 3) or (3, H, W) array, or a (3, H, W) /
+    (1, 3, H, W) torch tensor on any device (pixels in [0, 1] or [0, 255]).
     The target is `text` (a prompt, or a list of prompts averaged), `class_name`, a
     `target_image`, a `target_embedding` (.npy path or array), or a ready `Target`.
-    `model` is a spec (``demo``, ``hf:FOLDER``) or an already loaded `Adapter`; loaded models
-    are cached, so repeated calls reuse them. `settings` override the config's fields
-    (``division="grid"``, ``regions=25``, ``score="probability"``, ...); a divider's, search's
-    or method's own options go in ``options={"rise": {"masks": 2000}}`` (merged into the
-    config's, option by option; ``mmattr options`` lists them).
+    `model` is a spec (``demo``, ``hf:FOLDER``), an already loaded `Adapter`, or a torch
+    ``nn.Module`` classifier (wrapped as `mmattr.from_module` does; its ``class_names``
+    attribute names the classes); loaded models are cached, so repeated calls reuse them.
+
+    `fill` (or `baseline`, Captum's word) is what hidden pixels become: ``"black"`` (default),
+    ``"mean"``, ``"blur"``, a gray level in [0, 1], an image file, or an image as an array or
+    tensor (`mmattr.fill`). `division` names a division (``"slico"``, ``"grid"``, ...) or is an
+    (H, W) integer label map (array or tensor, Captum's ``feature_mask``): one region per label,
+    and `regions` defaults to their count. `progress`: True for a tqdm bar, or a function
+    ``(done, total)``. `return_tensors`: ``"pt"`` gives `attribution`, `regions` and
+    `region_scores` as torch tensors on the model's device (the default for a tensor `image`),
+    ``"np"`` numpy arrays.
+
+    `settings` override the config's fields (``regions=25``, ``score="probability"``, ...); a
+    divider's, search's or method's own options go in ``options={"rise": {"masks": 2000}}``
+    (merged into the config's, option by option; ``mmattr options`` lists them). Options for a
+    component this run does not use are named in a warning.
 
     >>> e = explain("scene.png", text="a red circle")
     >>> e.order[:3], e.insertion_auc
     >>> e = explain("scene.png", text="a red circle", method="rise", options={"rise": {"masks": 500}})
     """
-    if config is None:
-        cfg = ExplainConfig()
-    elif isinstance(config, ExplainConfig):
-        cfg = config
-    else:
-        cfg = load_config(config)
-    spec = (model.spec or type(model).__name__) if isinstance(model, Adapter) else model
-    cfg = cfg.replace(**settings, model=spec)
+    tensors = _tensor_format(return_tensors, image)
+    cfg = _with_arrays(_config(config), fill, baseline, division, settings)
+    cfg = cfg.replace(**settings, model=model if isinstance(model, str) else None)
     if target is None:
         target = Target.from_options(text, class_name, target_image, target_embedding)
     pixels = load_image(image)
-    explainer_cls = validate(cfg)
-    adapter = model if isinstance(model, Adapter) else load_adapter(cfg.model, cfg.device, cfg.dtype)
+    explainer_cls = validate(cfg)  # registry names, before any model is loaded
+    _warn_unused_options(settings.get("options"), explainer_cls, cfg)
+    adapter = load_adapter(cfg.model if model is None else model, cfg.device, cfg.dtype)
+    if not isinstance(model, str) and model is not None:  # an Adapter or a module: its name
+        cfg = cfg.replace(model=adapter.spec or type(adapter).__name__)
     adapter = with_templates(adapter, cfg.templates)
     from .scale import explain_at_max_side
 
-    return explain_at_max_side(explainer_cls(cfg), pixels, target, adapter, cfg.max_side,
-                               progress=progress)
+    with progress_callback(progress, f"{cfg.method} explanation") as report:
+        result = explain_at_max_side(explainer_cls(cfg), pixels, target, adapter, cfg.max_side,
+                                     progress=report)
+    if isinstance(image, (str, os.PathLike)):  # where it came from, as the CLI records it
+        from .outdir import file_sha256
+
+        result.source = str(Path(image).resolve())
+        result.image_sha256 = file_sha256(Path(image))
+    return result.as_tensors(adapter.device) if tensors == "pt" else result
+
+
+def _config(config: ExplainConfig | str | Path | None) -> ExplainConfig:
+    if config is None:
+        return ExplainConfig()
+    if isinstance(config, ExplainConfig):
+        return config
+    return load_config(config)
+
+
+def _tensor_format(return_tensors: str | None, image: Any) -> str:
+    """``pt`` or ``np``: asked for, else torch in → torch out."""
+    from .image import is_tensor
+
+    if return_tensors is None:
+        return "pt" if is_tensor(image) else "np"
+    if return_tensors not in ("pt", "np"):
+        raise InputError(f"{arg('return_tensors', return_tensors)}: use 'pt' (torch tensors) or "
+                         "'np' (numpy arrays)")
+    return return_tensors
+
+
+def _is_array(value: Any) -> bool:
+    from PIL import Image
+
+    from .image import is_tensor
+
+    return isinstance(value, (np.ndarray, Image.Image)) or is_tensor(value)
+
+
+def _with_arrays(cfg: ExplainConfig, fill: Any, baseline: Any, division: Any,
+                 settings: dict[str, Any]) -> ExplainConfig:
+    """`fill` / `baseline` and `division` into the config: names as they are, arrays into
+    `GivenArrays` with their digests in the settings (so results and caches tell them apart).
+    An array division sets `regions` to its label count unless `settings` give one."""
+    from .config import GivenArrays
+    from .fill import ARRAY_PREFIX, digest
+
+    if fill is not None and baseline is not None:
+        raise InputError(f"give {arg('fill')} or {arg('baseline')}, not both: they are the same "
+                         "setting (baseline is Captum's word for it)")
+    fill = baseline if fill is None else fill
+    arrays = cfg.arrays
+    changes: dict[str, Any] = {}
+    if fill is not None:
+        if _is_array(fill):
+            from .image import load_image as pixels_of
+
+            given = pixels_of(fill)  # any image-like → (H, W, 3) uint8, checked now
+            arrays = GivenArrays(labels=arrays.labels, fill=given)
+            changes["fill"] = ARRAY_PREFIX + digest(given)
+        else:
+            changes["fill"] = fill
+    if division is not None:
+        if _is_array(division):
+            from .division import check_label_map
+
+            labels = check_label_map(division)
+            arrays = GivenArrays(labels=labels, fill=arrays.fill)
+            changes["division"] = f"labels:{digest(labels)}"
+            if settings.get("regions") is None:
+                changes["regions"] = int(np.unique(labels).size)
+        else:
+            changes["division"] = division
+    return cfg.replace(**changes, arrays=arrays) if changes else cfg
+
+
+def _warn_unused_options(options: Any, explainer_cls: Any, cfg: ExplainConfig) -> None:
+    """A warning naming the components in `options` this run does not use (a typo for the
+    method's name, or options meant for another method): they would be silently ignored."""
+    if not isinstance(options, dict):
+        return
+    unused = sorted(set(options) - explainer_cls.components(cfg))
+    if unused:
+        from .errors import warn
+
+        used = ", ".join(sorted(explainer_cls.components(cfg)))
+        warn(f"options for {', '.join(unused)} are not used by this run (it uses {used}); "
+             "they were ignored")
+
+
+@contextmanager
+def progress_callback(progress: bool | ProgressFn | None, description: str = "explaining"
+                      ) -> Iterator[ProgressFn | None]:
+    """`progress` as the callback the explainers call with (done, total): True makes a tqdm
+    bar (closed at the end), a function is used as it is, None or False reports nothing."""
+    if progress is None or progress is False:
+        yield None
+        return
+    if callable(progress) and progress is not True:
+        yield progress
+        return
+    if progress is not True:
+        raise InputError(f"{arg('progress')} takes True (a progress bar), False or a function "
+                         f"(done, total), not a {type(progress).__name__}")
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, leave=False)
+
+    def update(done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(max(0, done - bar.n))
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def with_templates(adapter: Adapter, templates: str | None) -> Adapter:
@@ -80,7 +216,7 @@ def validate(cfg: ExplainConfig):
     SEARCHES.get(cfg.search)
     name, _, prior = cfg.division.partition(":")
     DIVIDERS.get(name)
-    if prior:  # prior:<method>: the method must exist before any model is loaded
+    if name == "prior" and prior:  # prior:<method>: the method must exist before any model is loaded
         EXPLAINERS.get(prior)
     return EXPLAINERS.get(cfg.method)
 
@@ -124,21 +260,26 @@ def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None
     return explanation, out
 
 
-def explain_batch(images: Any, targets: Any, model: str | Adapter | None = None, *,
+def explain_batch(images: Any, targets: Any, model: str | Adapter | Any = None, *,
                   method: str = "smdl", config: ExplainConfig | str | Path | None = None,
+                  return_tensors: str | None = None, progress: bool | ProgressFn | None = None,
                   **settings: Any):
-    """Explain a batch for an evaluation harness; returns a (B, H, W) float32 numpy array.
+    """Explain a batch for an evaluation harness; returns (B, H, W) float32 maps.
 
     `images`: (B, H, W, 3) uint8, or (B, 3, H, W) / (B, H, W, 3) float in [0, 1] (numpy or
-    torch). `targets`: one per image: a prompt, a `Target`, or a list of prompts; a single
-    value is used for every image. `model`, `method`, `config` and `settings` as in `explain`;
-    the model is loaded once for the batch.
+    torch, on any device). `targets`: one per image: a prompt, a `Target`, or a list of
+    prompts; a single value is used for every image. `model`, `method`, `config` and `settings`
+    (``fill=``, ``division=``, ``regions=``, ...) as in `explain`; the model is loaded once for
+    the batch. A `division` label map may be (H, W), shared, or (B, H, W), one per image.
+    The maps are numpy, or a torch tensor on the model's device for torch `images` or
+    ``return_tensors="pt"``. `progress`: True for a tqdm bar over the images.
 
     >>> maps = explain_batch(x, ["a red circle", "a blue square"], model="demo", method="gradcam")
     """
-    import numpy as np
+    from .image import is_tensor, tensor_to_array
 
-    arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    tensors = _tensor_format(return_tensors, images)
+    arr = tensor_to_array(images) if is_tensor(images) else np.asarray(images)
     if arr.ndim != 4:
         raise InputError(f"images must be a batch (B, H, W, 3) or (B, 3, H, W), got {arr.shape}")
     if arr.shape[1] in (1, 3) and arr.shape[-1] not in (1, 3):
@@ -152,15 +293,37 @@ def explain_batch(images: Any, targets: Any, model: str | Adapter | None = None,
     targets = list(targets)
     if len(targets) != len(arr):
         raise InputError(f"{len(targets)} targets for {len(arr)} images")
-    cfg = config if isinstance(config, ExplainConfig) else (
-        load_config(config) if config is not None else ExplainConfig())
-    cfg = cfg.replace(method=method, **settings)
-    if model is None:
-        model = cfg.model
-    adapter = model if isinstance(model, Adapter) else load_adapter(model, cfg.device, cfg.dtype)
+    divisions = _per_image(settings.pop("division", None), len(arr))
+    fill, baseline = settings.pop("fill", None), settings.pop("baseline", None)
+    cfg = _config(config).replace(method=method, **settings)
+    _warn_unused_options(settings.get("options"), validate(cfg), cfg)
+    adapter = load_adapter(cfg.model if model is None else model, cfg.device, cfg.dtype)
     maps = []
-    for image, t in zip(arr, targets):
-        target = t if isinstance(t, Target) else Target.from_options(t)
-        maps.append(explain(np.ascontiguousarray(image), target=target, model=adapter,
-                            config=cfg).attribution.astype(np.float32))
-    return np.stack(maps)
+    with progress_callback(progress, f"{method} batch") as report:
+        for i, (image, t) in enumerate(zip(arr, targets)):
+            target = t if isinstance(t, Target) else Target.from_options(t)
+            maps.append(explain(np.ascontiguousarray(image), target=target, model=adapter,
+                                config=cfg, division=divisions[i], fill=fill, baseline=baseline,
+                                return_tensors="np").attribution.astype(np.float32))
+            if report is not None:
+                report(i + 1, len(arr))
+    out = np.stack(maps)
+    if tensors == "pt":
+        import torch
+
+        return torch.from_numpy(out).to(adapter.device)
+    return out
+
+
+def _per_image(division: Any, n: int) -> list[Any]:
+    """A division for each of `n` images: a name or one (H, W) map shared, or (B, H, W) maps."""
+    if division is None or not _is_array(division):
+        return [division] * n
+    from .image import is_tensor, tensor_to_array
+
+    maps = tensor_to_array(division) if is_tensor(division) else np.asarray(division)
+    if maps.ndim == 3:
+        if maps.shape[0] != n:
+            raise InputError(f"{maps.shape[0]} label maps for {n} images")
+        return list(maps)
+    return [maps] * n

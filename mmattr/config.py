@@ -8,6 +8,7 @@ component's declaration. `FLAT_OPTIONS` keeps the flat settings of earlier versi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +21,17 @@ from .errors import InputError
 from .objective import SCORE_CHOICES, SMDLWeights
 from .options import check_value, defaults_of, merge, parse_options
 from .registry import find_component
+
+
+@dataclass(frozen=True, eq=False)
+class GivenArrays:
+    """Arrays a Python caller gives for settings a file names by path or name: a label map
+    (``division=<array>``, the config says ``labels:<digest>``) and a fill image
+    (``fill=<array>``, the config says ``image:<digest>``). They travel with the config but are
+    never serialised; the digests in the settings keep results and caches apart."""
+
+    labels: Any = None
+    fill: Any = None
 
 
 @dataclass(frozen=True)
@@ -49,16 +61,24 @@ class ExplainConfig:
     #: images with a longer side are divided and searched on a copy downscaled to this side;
     #: the map is returned at the input's resolution (models see 224-384 px anyway)
     max_side: int = 1024
+    #: what hidden pixels become (Captum's baseline): black, mean, blur, a gray level in
+    #: [0, 1] or an image file (mmattr.fill); SMDL's masked images, the perturbation
+    #: baselines, IG's start point and every insertion / deletion curve use it
+    fill: str = "black"
     #: each component's options as given, {component: {option: value}}, e.g.
     #: {"rise": {"masks": 2000}}; the rest take the defaults the component declares
     #: (``mmattr options`` lists them). Components not used by a run are ignored by it.
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: arrays given from Python for `division` / `fill` (never serialised; see GivenArrays)
+    arrays: GivenArrays = field(default_factory=GivenArrays, compare=False, repr=False)
 
     def replace(self, **changes: Any) -> "ExplainConfig":
         """A copy with the given settings changed; None values are ignored. ``options`` are
         merged into the current ones option by option (a YAML file's, then the command
-        line's); the flat names of `FLAT_OPTIONS` are accepted too."""
+        line's); the flat names of `FLAT_OPTIONS` are accepted too. The arrays stay unless
+        ``arrays`` is given."""
         changes = {k: v for k, v in changes.items() if v is not None}
+        arrays = changes.pop("arrays", self.arrays)
         data = self.to_dict()
         if "options" in changes:
             more = changes.pop("options")
@@ -66,10 +86,12 @@ class ExplainConfig:
                                                         for v in more.values()):
                 raise InputError("options must be a mapping of component: {option: value}")
             data["options"] = merge(data["options"], more)
-        return from_dict({**data, **changes})
+        return dataclasses.replace(from_dict({**data, **changes}), arrays=arrays)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every setting, JSON-ready (the arrays are named by the digests in their settings)."""
+        return {f.name: asdict(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v)
+                for f in fields(self) if f.name != "arrays" for v in (getattr(self, f.name),)}
 
     def options_for(self, component: str) -> dict[str, Any]:
         """The options given for one component (the component applies its defaults)."""
@@ -129,7 +151,7 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
     """Validate a mapping (from YAML or overrides) into an ExplainConfig, one-line errors."""
     if not isinstance(data, dict):
         raise InputError("a config must be a mapping of setting: value")
-    known = {f.name for f in fields(ExplainConfig)}
+    known = {f.name for f in fields(ExplainConfig)} - {"arrays"}  # arrays come from Python only
     unknown = sorted(set(data) - known - set(FLAT_OPTIONS))
     if unknown:
         import difflib
@@ -186,10 +208,21 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
 
         load_templates(str(values["templates"]))  # a name or a readable file, checked now
         values["templates"] = str(values["templates"])
+    if "fill" in values:
+        from .fill import check_fill
+
+        values["fill"] = check_fill(values["fill"])
     for name in ("model", "method", "division", "score", "confidence", "search", "device"):
         if name in values and not isinstance(values[name], str):
-            raise InputError(f"setting {name} must be a string, got {values[name]!r}")
+            raise InputError(f"setting {name} must be a string, got {_shown(values[name])}")
     return dataclasses.replace(ExplainConfig(), **values)
+
+
+def _shown(value: Any) -> str:
+    """A value in a message: its repr when short, else its type (a module's repr is its whole
+    tree)."""
+    text = repr(value)
+    return text if len(text) <= 60 and "\n" not in text else f"a {type(value).__name__}"
 
 
 def validate_options(options: Any, flat: Mapping[str, Any] | None = None

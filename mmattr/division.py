@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, arg
 from .options import NoOptions, as_dict, option, parse_options
 from .ranking import pixel_rank
 from .registry import Registry
@@ -46,7 +47,7 @@ class Divider(ABC):
 
     def __init__(self, regions: int = 49, **options: Any) -> None:
         if regions < 1:
-            raise InputError(f"--regions must be at least 1, got {regions}")
+            raise InputError(f"{arg('regions', regions)}: regions must be at least 1")
         self.regions = int(regions)
         self.options: dict[str, Any] = as_dict(parse_options(
             type(self).Options, options, component=self.name or type(self).__name__,
@@ -54,6 +55,9 @@ class Divider(ABC):
 
     #: True for divisions that run a model (``prior:<method>``): `divide` needs a context
     needs_context: bool = False
+    #: True when `regions` is a count the division means to meet (a grid), so a different
+    #: count is worth a warning; superpixels give "about" `regions` by nature
+    exact_count: ClassVar[bool] = False
 
     @abstractmethod
     def _labels(self, image: np.ndarray) -> np.ndarray:
@@ -69,7 +73,7 @@ class Divider(ABC):
         """
         h, w = image.shape[:2]
         if self.regions > h * w:
-            raise InputError(f"--regions {self.regions} is more than the image's {h * w} pixels")
+            raise InputError(f"{arg('regions', self.regions)} is more than the image's {h * w} pixels")
         if self.needs_context:
             if context is None:
                 raise InputError(f"division {type(self).__name__} needs the model and the target")
@@ -79,7 +83,18 @@ class Divider(ABC):
         labels = _relabel(raw)
         if labels.max() + 1 > self.regions:
             labels = merge_smallest(labels, self.regions)
+        if self.exact_count and labels.max() + 1 != self.regions:
+            from .errors import warn
+
+            # one warning per message and place, one line on the CLI: said once, not per image
+            warn(f"the {self.name} division makes {int(labels.max()) + 1} regions on this "
+                 f"{w}x{h} image, not the {arg('regions', self.regions)} asked for "
+                 f"({self._count_reason(h, w)})")
         return labels
+
+    def _count_reason(self, h: int, w: int) -> str:
+        """Why an `exact_count` division made another count (for the warning)."""
+        return "the nearest count it can make"
 
     def settings(self) -> dict[str, Any]:
         return {"regions": self.regions, **self.options}
@@ -162,10 +177,101 @@ class GridDivider(Divider):
     """A regular grid of rows × cols cells, rows × cols ≤ `regions`, cells as square as possible."""
 
     name = "grid"
+    exact_count = True
 
     def _labels(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         return grid_labels(h, w, *grid_shape(h, w, self.regions))
+
+    def _count_reason(self, h: int, w: int) -> str:
+        rows, cols = grid_shape(h, w, self.regions)
+        return f"a grid of {rows} x {cols} cells with the squarest cells"
+
+
+@register_divider("labels")
+class LabelsDivider(Divider):
+    """A label map the user gives (Captum's ``feature_mask``): one region per label. From
+    Python ``division=<(H, W) integer array or tensor>`` (the settings say
+    ``labels:<digest>``; `regions` becomes the map's label count unless given); in a file or
+    on the command line ``labels:FILE`` (an .npy array, or a gray image whose values are the
+    labels). As every division, more labels than `regions` are merged smallest first. A map
+    of another size with the image's aspect ratio is resized (nearest): a large image is
+    divided on a downscaled copy (``max_side``)."""
+
+    name = "labels"
+
+    def __init__(self, regions: int = 49, source: str = "", labels: Any = None,
+                 **options: Any) -> None:
+        super().__init__(regions, **options)
+        self.source = source
+        self._given = labels
+
+    def _map(self) -> np.ndarray:
+        from .fill import digest
+
+        if self._given is not None and digest(np.asarray(self._given)) == self.source:
+            raw = np.asarray(self._given)
+        elif self.source and Path(self.source).expanduser().is_file():
+            raw = read_label_file(Path(self.source).expanduser())
+        elif not self.source:
+            raise InputError(f"the labels division needs a label map: {arg('division')}"
+                             "<(H, W) integer array> from Python, or labels:FILE")
+        else:
+            raise InputError(f"division labels:{self.source}: no label map file there (a label "
+                             "array given from Python does not come with a config file)")
+        return check_label_map(raw)
+
+    def _labels(self, image: np.ndarray) -> np.ndarray:
+        labels = self._map()
+        h, w = image.shape[:2]
+        if labels.shape != (h, w):
+            lh, lw = labels.shape
+            if abs(lh / lw - h / w) > 0.02 * (h / w) + 1.0 / min(lh, lw):
+                raise InputError(f"the label map is {lw}x{lh} pixels, the image {w}x{h}: give "
+                                 "one label per pixel of the image")
+            rows = np.minimum(((np.arange(h) + 0.5) * lh / h).astype(np.intp), lh - 1)
+            cols = np.minimum(((np.arange(w) + 0.5) * lw / w).astype(np.intp), lw - 1)
+            labels = labels[rows[:, None], cols[None, :]]
+        return labels
+
+    def settings(self) -> dict[str, Any]:
+        return {"regions": self.regions, "labels": self.source}
+
+
+def check_label_map(raw: Any) -> np.ndarray:
+    """An (H, W) map of integer labels (a torch tensor, or floats holding integers, too)."""
+    from .image import is_tensor, tensor_to_array
+
+    arr = tensor_to_array(raw) if is_tensor(raw) else np.asarray(raw)
+    arr = arr.squeeze() if arr.ndim > 2 and all(n == 1 for n in arr.shape[:-2]) else arr
+    if arr.ndim != 2 or arr.size == 0:
+        raise InputError(f"a label map is (H, W), one integer label per pixel, got shape "
+                         f"{arr.shape}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.integer)
+            or (np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all()
+                and np.array_equal(arr, np.round(arr)))):
+        raise InputError(f"a label map holds integer labels, got values of type {arr.dtype}")
+    if arr.min() < 0:
+        raise InputError(f"a label map holds labels 0 or more, got {arr.min()}")
+    return arr.astype(np.int64)
+
+
+def read_label_file(path: Path) -> np.ndarray:
+    """A label map from an .npy file or an image (a gray or palette image: its values)."""
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"cannot read label map {path}: {exc}") from None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img if img.mode in ("L", "P", "I", "I;16") else img.convert("L"))
+    except OSError as exc:
+        raise InputError(f"cannot read label map {path}: {exc}") from None
 
 
 def grid_labels(h: int, w: int, rows: int, cols: int) -> np.ndarray:
@@ -267,8 +373,8 @@ class SamDivider(Divider):
     def __init__(self, regions: int = 49, device: str = "cpu", **options: Any) -> None:
         super().__init__(regions, **options)
         if not self.options["checkpoint"]:
-            raise InputError("--division sam needs --sam-checkpoint FILE (a segment-anything "
-                             "checkpoint, e.g. sam_vit_b_01ec64.pth)")
+            raise InputError(f"{arg('division', 'sam')} needs {arg('sam_checkpoint', 'FILE')} (a "
+                             "segment-anything checkpoint, e.g. sam_vit_b_01ec64.pth)")
         self._device = device  # the run's device, a cross-cutting setting, not an option
 
     def _generator(self):
@@ -342,8 +448,12 @@ def prior_labels(saliency: np.ndarray, grid: int, group: int) -> np.ndarray:
 
 def divider_from_config(config: Any) -> Divider:
     """The divider an ExplainConfig asks for, with its options (``config.options[name]``)."""
-    name = config.division.partition(":")[0]
+    name, _, arg_ = config.division.partition(":")
     options: dict[str, Any] = config.options_for(name)
+    if name == "labels":  # the map is an array given from Python, or a file
+        return LabelsDivider(config.regions, source=arg_,
+                             labels=getattr(getattr(config, "arrays", None), "labels", None),
+                             **options)
     if name == "sam":
         from .adapters import resolve_device
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .image import as_array as as_numpy
+from .image import is_tensor
 
 RESULT_FILES = ("attribution.npy", "regions.npy", "overlay.png", "curves.png", "explanation.json")
 
@@ -51,6 +55,77 @@ class Explanation:
     def n_regions(self) -> int:
         return len(self.order)
 
+    @property
+    def region_scores(self) -> Any:
+        """(N,) float32: each region's attribution (its mean over the region's pixels; a region
+        method gives every pixel of a region the same value), indexed by region label, so
+        ``region_scores[regions]`` is the attribution map. A tensor on the map's device when
+        the explanation holds tensors (``return_tensors="pt"``)."""
+        att, lab = as_numpy(self.attribution), as_numpy(self.regions)
+        n = int(lab.max()) + 1 if lab.size else 0
+        sums = np.bincount(lab.ravel(), weights=att.ravel().astype(np.float64), minlength=n)
+        values = (sums / np.maximum(np.bincount(lab.ravel(), minlength=n), 1)).astype(np.float32)
+        if is_tensor(self.attribution):
+            import torch
+
+            return torch.from_numpy(values).to(self.attribution.device)
+        return values
+
+    def as_tensors(self, device: Any = None) -> "Explanation":
+        """This explanation with `attribution` (float32) and `regions` (int64) as torch tensors
+        on `device` (default: where they are, else the CPU); the image stays a numpy array.
+        Saving, plotting and the summary work the same."""
+        import torch
+
+        def move(values: Any, dtype: Any) -> Any:
+            t = values if is_tensor(values) else torch.from_numpy(np.ascontiguousarray(values))
+            return t.to(device=device if device is not None else t.device, dtype=dtype)
+
+        return dataclasses.replace(self, attribution=move(self.attribution, torch.float32),
+                                   regions=move(self.regions, torch.int64))
+
+    def as_numpy(self) -> "Explanation":
+        """This explanation with numpy arrays (the inverse of `as_tensors`)."""
+        return dataclasses.replace(self, attribution=as_numpy(self.attribution).astype(np.float32),
+                                   regions=as_numpy(self.regions).astype(np.int32))
+
+    # -- display ----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        from .display import explanation_repr
+
+        return explanation_repr(self)
+
+    def _repr_png_(self) -> bytes:
+        """The overlay as PNG: what a notebook shows for ``e`` where it cannot show HTML."""
+        from .display import overlay_png
+
+        return overlay_png(self)
+
+    def _repr_html_(self) -> str:
+        """The summary, the overlay and the curves: what a notebook shows for ``e``."""
+        from .display import explanation_html
+
+        return explanation_html(self)
+
+    def plot(self, ax: Any = None, kind: str = "overlay") -> Any:
+        """A matplotlib figure: ``kind="overlay"`` (overlay.png's two panels) or ``"curves"``
+        (curves.png). With `ax`, that picture is drawn into the given axes and their figure is
+        returned (for grids of explanations). The figure is not left open in pyplot, so a
+        notebook shows it once and a loop of plots holds no memory."""
+        from .display import plot
+
+        return plot(self, ax=ax, kind=kind)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Explanation":
+        """An explanation back from a folder `save` wrote (arrays, curves and settings). The
+        image is read from the file recorded in explanation.json when it is still there with
+        the same content; otherwise `image` is a gray picture of the right size (a warning
+        says so)."""
+        from .display import load_explanation
+
+        return load_explanation(cls, folder)
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the arrays, JSON-ready."""
         return {
@@ -78,28 +153,40 @@ class Explanation:
         """
         from .outdir import write_result
 
-        def fill(tmp: Path) -> list[str]:
-            from .viz import heat_shown, important_prefix, save_curves, save_overlay
+        check_folder_name(out_dir)
+        attribution = as_numpy(self.attribution).astype(np.float32)
+        regions = as_numpy(self.regions).astype(np.int32)
 
-            np.save(tmp / "attribution.npy", self.attribution.astype(np.float32))
-            np.save(tmp / "regions.npy", self.regions.astype(np.int32))
-            mode = self.settings.get("attribution", "rank")
-            shown = heat_shown(self.attribution, self.regions, self.order,
-                               self.insertion_curve, mode)
-            label, ticks = "attribution (high = more important)", None
-            if shown is not None:
-                label = "marginal gain of the region" if mode == "gain" else "rank (1 = first)"
-                if mode != "gain":  # the region at rank i (0-based) has the value (N - i) / N
-                    n, shown_ranks = self.n_regions, important_prefix(self.insertion_curve)
-                    ticks = [((n - i) / n, str(i + 1)) for i in range(min(12, shown_ranks))]
-            save_overlay(tmp / "overlay.png", self.image, self.attribution, self.regions,
-                         self.order[:top_k], title=self.target.get("label", ""), shown=shown,
-                         label=label, ticks=ticks)
+        def fill(tmp: Path) -> list[str]:
+            from .viz import heat_options, save_curves, save_overlay
+
+            np.save(tmp / "attribution.npy", attribution)
+            np.save(tmp / "regions.npy", regions)
+            heat = heat_options(attribution, regions, self.order, self.insertion_curve,
+                                self.settings.get("attribution", "rank"))
+            save_overlay(tmp / "overlay.png", self.image, attribution, regions,
+                         self.order[:top_k], title=self.target.get("label", ""), **heat)
             save_curves(tmp / "curves.png", self)
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             return list(RESULT_FILES)
 
         return write_result(out_dir, fill, key, files=RESULT_FILES)
+
+
+#: suffixes of picture files: `save` writes a folder, and a folder named like a picture is a
+#: slip for ``e.plot().savefig(path)``
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pdf",
+                    ".svg")
+
+
+def check_folder_name(out_dir: str | Path) -> None:
+    """`InputError` for a result folder named like a picture file (``e.save("out.png")``)."""
+    from .errors import InputError
+
+    if Path(out_dir).suffix.lower() in PICTURE_SUFFIXES and not Path(out_dir).is_dir():
+        raise InputError(f"save() writes a folder of result files, and {str(out_dir)!r} is named "
+                         "like a picture; give a folder (e.save('out/')), or write one picture "
+                         f"with e.plot().savefig({str(out_dir)!r})")
 
 
 def is_complete(out_dir: str | Path, key: str | None = None) -> bool:

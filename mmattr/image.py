@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
-ImageLike = Union[str, Path, np.ndarray, Image.Image]
+if TYPE_CHECKING:
+    import torch
+
+#: a file path, a PIL image, an (H, W[, C]) or (C, H, W) array, or a (C, H, W) / (1, C, H, W)
+#: torch tensor on any device
+ImageLike = Union[str, Path, np.ndarray, Image.Image, "torch.Tensor"]
 
 #: PIL modes whose pixels are integers wider than 8 bits (16-bit PNG / TIFF grayscale)
 _WIDE_INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -48,22 +54,57 @@ def to_uint8(arr: np.ndarray, what: str = "image") -> np.ndarray:
             raise InputError(f"{what} holds NaN or infinite values")
         lo, hi = float(a.min()), float(a.max())
         if lo < 0 or hi > 255:
+            hint = ("; a normalised tensor? pass the pixels before normalisation"
+                    if lo < 0 and hi <= 10 else "")
             raise InputError(f"{what} has float values in [{lo:g}, {hi:g}]; expected [0, 1] "
-                             "or [0, 255]")
+                             f"or [0, 255]{hint}")
         if hi <= 1.0:
             a = a * 255.0
         return np.rint(a).astype(np.uint8)
     raise InputError(f"{what} has pixels of type {arr.dtype}; expected integers or floats")
 
 
+def is_tensor(value: Any) -> bool:
+    """A torch tensor, recognised without importing torch (``import mmattr`` stays light)."""
+    return type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach")
+
+
+def tensor_to_array(tensor: Any) -> np.ndarray:
+    """A torch tensor on any device → a numpy array (half precision widened to float32)."""
+    t = tensor.detach()
+    if t.is_floating_point() and t.element_size() < 4:  # bf16 / fp16: numpy has no bf16
+        t = t.float()
+    return t.cpu().numpy()
+
+
+def as_array(values: Any) -> np.ndarray:
+    """A numpy array of `values`: a torch tensor on any device, or anything numpy reads."""
+    return tensor_to_array(values) if is_tensor(values) else np.asarray(values)
+
+
+def channels_last(arr: np.ndarray, what: str = "image") -> np.ndarray:
+    """(C, H, W) with C in 1, 3, 4 (torch's layout) → (H, W, C); a leading batch of one is
+    dropped; (H, W) and (H, W, C) stay. A batch of several is an `InputError`."""
+    if arr.ndim == 4:
+        if arr.shape[0] != 1:
+            raise InputError(f"{what} is a batch of {arr.shape[0]} images {arr.shape}; explain "
+                             "one image at a time, or use mmattr.explain_batch")
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] > 4:
+        arr = arr.transpose(1, 2, 0)
+    return arr
+
+
 def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
+    arr = channels_last(arr, what)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 2:
         arr = to_uint8(arr, what)
         return np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise InputError(f"{what} must be (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+        raise InputError(f"{what} must be (H, W), (H, W, 3), (H, W, 4) or (3, H, W), "
+                         f"got {arr.shape}")
     arr = to_uint8(arr, what)
     if arr.shape[2] == 4:  # RGB + alpha: transparent → black
         alpha = arr[..., 3:].astype(np.uint16)
@@ -100,20 +141,28 @@ def to_rgb_array(img: Image.Image, what: str = "image") -> np.ndarray:
 
 
 def load_image(image: ImageLike) -> np.ndarray:
-    """Return an RGB uint8 array (H, W, 3) from a path, a PIL image or an array.
+    """Return an RGB uint8 array (H, W, 3) from a path, a PIL image, an array or a tensor.
 
     Every PIL mode is converted by its meaning (see `to_rgb_array`); arrays of uint16 are
-    16-bit, floats in [0, 1] or [0, 255]. A missing, unreadable, truncated or absurdly large
-    file raises `InputError` with a one-line message.
+    16-bit, floats in [0, 1] or [0, 255]. Arrays may be (H, W, C) or (C, H, W); torch tensors
+    (C, H, W) or (1, C, H, W), on any device. A missing, unreadable, truncated or absurdly
+    large file raises `InputError` with a one-line message.
     """
+    if is_tensor(image):
+        arr = _array_to_rgb(tensor_to_array(image), "image tensor")
+        _check_size(arr, "image tensor")
+        return _own(arr)
     if isinstance(image, np.ndarray):
         arr = _array_to_rgb(image, "image array")
         _check_size(arr, "image array")
-        return np.ascontiguousarray(arr)
+        return _own(arr)
     if isinstance(image, Image.Image):
         arr = to_rgb_array(image)
         _check_size(arr, "image")
-        return np.ascontiguousarray(arr)
+        return _own(arr)
+    if not isinstance(image, (str, os.PathLike)):
+        raise InputError(f"cannot read an image from a {type(image).__name__}; give a file path, "
+                         "a PIL image, a numpy array or a torch tensor")
     path = Path(image)
     if not path.exists():
         raise InputError(f"image file not found: {path}")
@@ -137,7 +186,14 @@ def load_image(image: ImageLike) -> np.ndarray:
     except MemoryError:
         raise InputError(f"image {path} does not fit in memory; shrink it first") from None
     _check_size(arr, str(path))
-    return np.ascontiguousarray(arr)
+    return _own(arr)
+
+
+def _own(arr: np.ndarray) -> np.ndarray:
+    """A contiguous, writable array: PIL's pixels are read-only, and torch.from_numpy warns
+    on those (a notebook's first ``torch.from_numpy(image)`` would)."""
+    arr = np.ascontiguousarray(arr)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def _bomb_size(exc: Exception) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ._io import atomic_write, fix_mode
-from .errors import InputError
+from .errors import InputError, from_cli
 
 #: the marker file of a folder written by mmattr
 MARKER = ".mmattr"
@@ -78,11 +78,15 @@ def _writable(folder: Path) -> bool:
 
 
 def check_out_dir(out: str | Path, files: Iterable[str] = (),
-                  recognise: Callable[[Path], bool] | None = None, what: str = "--out") -> str:
+                  recognise: Callable[[Path], bool] | None = None, what: str | None = None
+                  ) -> str:
     """Say whether mmattr may write a result into `out`, reading only: ``new``, ``empty`` or
     ``ours``. Anything else (a file, a folder of someone else's files, a place that cannot be
     written) raises `InputError` naming the cause and the fix. `recognise` tells an unmarked
-    folder that an earlier version of mmattr wrote (default: only result files in `files`)."""
+    folder that an earlier version of mmattr wrote (default: only result files in `files`).
+    `what` names the folder in messages (default: ``--out`` on the command line, ``folder``
+    from Python)."""
+    what = what or ("--out" if from_cli() else "folder")
     out = Path(out)
     shown = str(out)
     if out.is_symlink() and not out.exists():

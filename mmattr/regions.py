@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import distributed
 from .adapters.base import Adapter
-from .errors import InputError
+from .errors import InputError, arg
 
 ProgressFn = Callable[[int, int], None]
 #: share of the free accelerator memory a chunk may take (the rest: model, stack, allocator slack)
@@ -58,11 +58,12 @@ class RegionStack:
     """
 
     def __init__(self, image: np.ndarray, labels: np.ndarray, adapter: Adapter,
-                 batch_size: int = 64, region_chunk: int = 16) -> None:
+                 batch_size: int = 64, region_chunk: int = 16,
+                 fill: torch.Tensor | None = None) -> None:
         if image.shape[:2] != labels.shape:
             raise InputError(f"label map {labels.shape} does not match image {image.shape[:2]}")
         if batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+            raise InputError(f"{arg('batch_size', batch_size)}: the batch size must be at least 1")
         self.adapter = adapter
         self.device = adapter.device
         self.batch_size = int(batch_size)
@@ -73,6 +74,10 @@ class RegionStack:
         pre = adapter.preprocess
         dev = self.device
         img = torch.from_numpy(np.array(image, dtype=np.uint8)).to(dev).permute(2, 0, 1).float() / 255.0
+        # Hidden pixels take the fill B (`mmattr.fill`; None: black). The input of a subset S is
+        # B + Σ_{i∈S} (I - B)⊙1_i, still linear in S: the stack holds (I - B)⊙1_i, B goes into
+        # the constant shift.
+        base = fill.to(dev, img.dtype).reshape(img.shape) if fill is not None else None
         lab = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)).to(dev)
         self.n = int(lab.max().item()) + 1
         # Pixel share of each region in the original image, for the curves' x axis.
@@ -82,7 +87,8 @@ class RegionStack:
         for start in range(0, self.n, region_chunk):
             ids = torch.arange(start, min(start + region_chunk, self.n), device=dev)
             masks = (lab[None] == ids[:, None, None]).float()  # (c, H, W)
-            parts.append(pre.geometry(img[None] * masks[:, None]))
+            shown = img if base is None else img - base
+            parts.append(pre.geometry(shown[None] * masks[:, None]))
         stack = torch.cat(parts)  # (N, 3, h, w), in [0, 1] pixel space
         self.shape = tuple(stack.shape[1:])
         # Normalisation is affine, so the stack is kept divided by std and the mean is folded
@@ -91,9 +97,13 @@ class RegionStack:
         mean = torch.tensor(pre.mean, device=dev, dtype=stack.dtype).view(-1, 1, 1)
         std = torch.tensor(pre.std, device=dev, dtype=stack.dtype).view(-1, 1, 1)
         self._stack = (stack / std).reshape(self.n, -1)
-        self._shift = (-mean / std).expand(self.shape).reshape(1, -1).contiguous()
+        black = (-mean / std).expand(self.shape).reshape(1, -1).contiguous()
+        # the empty subset's input: the normalised fill (black: −mean/std)
+        self._shift = black if base is None else (
+            (pre.geometry(base[None])[0] - mean) / std).reshape(1, -1).contiguous()
         full = (pre.geometry(img[None])[0] / std).reshape(1, -1)
-        self._out_const = full + 2 * self._shift  # masked-out = this − normalised masked-in
+        # masked-out(S) = normalised I − Σ_{i∈S} stack_i = this − normalised masked-in(S)
+        self._out_const = full + 2 * black if base is None else full + black + self._shift
         self.chunk = self._initial_chunk()
         self.adjacency = _adjacency(lab, self.n)
 
@@ -153,7 +163,8 @@ class RegionStack:
     def compose(self, subsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N) 0/1 subsets → normalised masked-in and masked-out inputs, each (B, 3, h, w).
 
-        Masked-in keeps only the subset's regions (the rest black); masked-out blacks them out.
+        Masked-in keeps only the subset's regions (the rest filled: black unless the stack was
+        given a fill); masked-out fills them.
         """
         both = self._with_outside(self._inside(subsets), True)
         return both[: subsets.shape[0]], both[subsets.shape[0]:]
@@ -250,7 +261,8 @@ class RegionStack:
         return self.embed_add(none, torch.arange(self.n, device=self.device), masked_out=False)[0]
 
     def embed_ends(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings of the black image and of the full image (the curves' end points)."""
+        """Embeddings of the fill (black by default) and of the full image (the curves' end
+        points)."""
         ends = torch.stack([torch.zeros(self.n, device=self.device),
                             torch.ones(self.n, device=self.device)])
         emb = self.embed(ends, masked_out=False)[0]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, arg
 
 TARGET_KINDS = ("text", "class", "image", "embedding", "audio")
 
@@ -42,19 +42,21 @@ class Target:
         texts = (text,) if isinstance(text, str) else tuple(text)
         texts = tuple(t.strip() for t in texts)
         if not texts or any(not t for t in texts):
-            raise InputError("the target text is empty: pass a prompt such as --text \"a red circle\"")
+            raise InputError(f"the target text is empty: pass a prompt such as {arg('text', 'a red circle')}")
         return cls(kind="text", texts=texts)
 
     @classmethod
     def from_options(cls, text: str | list[str] | None = None, class_name: str | int | None = None,
                      image: str | Path | None = None,
                      embedding: str | Path | np.ndarray | None = None) -> "Target":
-        """Exactly one of the four; the CLI's --text / --class / --target-image / --target-embedding."""
-        given = [name for name, v in (("--text", text), ("--class", class_name),
-                                      ("--target-image", image), ("--target-embedding", embedding))
+        """Exactly one of the four: ``text=`` / ``class_name=`` / ``target_image=`` /
+        ``target_embedding=`` (the CLI's --text / --class / --target-image / --target-embedding)."""
+        given = [arg(name) for name, v in (("text", text), ("class_name", class_name),
+                                           ("target_image", image), ("target_embedding", embedding))
                  if v is not None and not (isinstance(v, (list, tuple)) and not v)]
         if not given:
-            raise InputError("no target: pass --text, --class, --target-image or --target-embedding")
+            raise InputError(f"no target: pass {arg('text')}, {arg('class_name')}, "
+                             f"{arg('target_image')} or {arg('target_embedding')}")
         if len(given) > 1:
             raise InputError(f"give one target, not {' and '.join(given)}")
         if text is not None:

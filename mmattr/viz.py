@@ -4,12 +4,14 @@ bar, and the curves."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
 import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .explanation import Explanation
 
 
@@ -51,6 +53,21 @@ def heat_shown(attribution: np.ndarray, regions: np.ndarray, order: Sequence[int
     if mode == "gain":
         return attribution > 0
     return np.isin(regions, list(order[:important_prefix(insertion_curve)]))
+
+
+def heat_options(attribution: np.ndarray, regions: np.ndarray, order: Sequence[int],
+                 insertion_curve: Sequence[float], mode: str) -> dict[str, Any]:
+    """`overlay_figure`'s heat-map keywords for an explanation (`shown`, the colour bar's
+    `label` and `ticks`): one copy for overlay.png and the notebook view. `mode` is the
+    explanation's attribution setting (rank or gain)."""
+    shown = heat_shown(attribution, regions, order, insertion_curve, mode)
+    if shown is None:
+        return {}
+    if mode == "gain":
+        return {"shown": shown, "label": "marginal gain of the region"}
+    n = len(order)  # the region at rank i (0-based) has the value (N - i) / N
+    ticks = [((n - i) / n, str(i + 1)) for i in range(min(12, important_prefix(insertion_curve)))]
+    return {"shown": shown, "label": "rank (1 = first)", "ticks": ticks}
 
 
 def colorize(attribution: np.ndarray, cmap: str = HEAT_CMAP, floor: float = 0.0) -> np.ndarray:
@@ -107,12 +124,22 @@ def _inner_point(mask: np.ndarray) -> tuple[float, float]:
     return float(x), float(y)
 
 
-def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
+def save_overlay(path: str | Path | BinaryIO, image: np.ndarray, attribution: np.ndarray,
                  regions: np.ndarray, top: Sequence[int], title: str = "",
                  cmap: str = HEAT_CMAP, shown: np.ndarray | None = None,
                  label: str = "attribution (high = more important)",
                  ticks: Sequence[tuple[float, str]] | None = None) -> None:
-    """Two panels a person can read at a glance.
+    """overlay.png (`overlay_figure`) written to `path` (a file name or a binary stream)."""
+    overlay_figure(image, attribution, regions, top, title, cmap, shown=shown, label=label,
+                   ticks=ticks).savefig(path, format="png")
+
+
+def overlay_figure(image: np.ndarray, attribution: np.ndarray, regions: np.ndarray,
+                   top: Sequence[int], title: str = "", cmap: str = HEAT_CMAP,
+                   shown: np.ndarray | None = None,
+                   label: str = "attribution (high = more important)",
+                   ticks: Sequence[tuple[float, str]] | None = None) -> "Figure":
+    """Two panels a person can read at a glance (a matplotlib Figure, made without pyplot).
 
     Left: the photo with the `top` regions at full brightness, outlined and numbered by rank
     (1 = most important), the rest dimmed, as in the SMDL paper's figures. A pixel map with
@@ -193,10 +220,15 @@ def save_overlay(path: str | Path, image: np.ndarray, attribution: np.ndarray,
     if title:
         fig.suptitle(title if len(title) <= 80 else title[:79] + "…", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    return fig
 
 
-def save_curves(path: str | Path, explanation: "Explanation") -> None:
+def save_curves(path: str | Path | BinaryIO, explanation: "Explanation") -> None:
+    """curves.png (`curves_figure`) written to `path` (a file name or a binary stream)."""
+    curves_figure(explanation).savefig(path, format="png")
+
+
+def curves_figure(explanation: "Explanation") -> "Figure":
     """Insertion and deletion curves side by side, AUCs in the titles."""
     from matplotlib.figure import Figure  # no pyplot: its import and backend choice cost time
 
@@ -217,4 +249,4 @@ def save_curves(path: str | Path, explanation: "Explanation") -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{e.method} · {e.target.get('label', '')}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    return fig

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, arg
 from .base import (ADAPTERS, Adapter, AdapterFamily, list_adapters, register_adapter,
                    resolve_device, split_spec)
 
@@ -58,16 +58,22 @@ def load_adapter(spec: str | Adapter = "demo", device: str | torch.device = "aut
     """
     if isinstance(spec, Adapter):
         return spec
-    name, arg = split_spec(spec)
+    if isinstance(spec, torch.nn.Module):  # wrapped as `from_module` does (never cached)
+        return module_adapter(spec, device, dtype)
+    if not isinstance(spec, str):
+        raise InputError(f"{arg('model')} takes a spec (demo, hf:FOLDER, ...), an mmattr Adapter "
+                         f"or a torch nn.Module, not a {type(spec).__name__}")
+    name, spec_arg = split_spec(spec)
     if name not in ADAPTERS and ("/" in name or "\\" in name):
         raise InputError(f"unknown model family in {spec!r}: a hub id or a folder needs its family "
-                         f"first, e.g. --model hf:{spec} (or hf-classifier:{spec} for a classifier)")
+                         f"first, e.g. {arg('model', 'hf:' + spec)} (or hf-classifier:{spec} for "
+                         "a classifier)")
     family = ADAPTERS.get(name)
     dev = resolve_device(device)
-    key = (name, arg, str(dev), dtype)
+    key = (name, spec_arg, str(dev), dtype)
 
     def load() -> Adapter:
-        adapter = family.factory(arg, device=dev, dtype=dtype)
+        adapter = family.factory(spec_arg, device=dev, dtype=dtype)
         adapter.spec = spec  # named at construction only; a cached adapter is never changed
         return adapter
 
@@ -78,6 +84,22 @@ def load_adapter(spec: str | Adapter = "demo", device: str | torch.device = "aut
 
 from . import classifier, demo, hf, imagebind, openclip, torch_module  # noqa: E402,F401  (register the built-in families)
 from .torch_module import from_module  # noqa: E402
+
+
+def module_adapter(module: torch.nn.Module, device: str | torch.device = "auto",
+                   dtype: str = "auto") -> Adapter:
+    """A bare ``nn.Module`` given as the model: a classifier wrapped as `from_module` does
+    (class names from its ``class_names`` attribute, ImageNet preprocessing at 224 px); anything
+    else is one line that names `from_module`."""
+    from ..errors import ModelError
+
+    try:
+        return from_module(module, device=device, dtype=dtype)
+    except ModelError as exc:
+        raise ModelError(f"{arg('model')} got a {type(module).__name__} module that cannot be "
+                         f"taken as a classifier ({exc}); wrap it with mmattr.from_module(module, "
+                         "kind='encoder', size=..., mean=..., std=...) and pass the adapter "
+                         "instead") from None
 
 __all__ = ["Adapter", "AdapterCache", "AdapterFamily", "ADAPTERS", "DEFAULT_CACHE",
            "register_adapter", "list_adapters", "load_adapter", "resolve_device",

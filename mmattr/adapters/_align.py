@@ -62,6 +62,11 @@ class Config(SimpleNamespace):
     def to_dict(self) -> dict:
         return dict(self._data)
 
+    def __reduce__(self):
+        # rebuilt from its data: copy.deepcopy (Quantus copies a model to randomise it) and
+        # pickle would otherwise call Config() without it
+        return type(self), (self._data,)
+
 
 def unsupported(cfg: dict) -> str | None:
     """Why this config.json is not one `AlignModel` below reproduces; None when it is."""

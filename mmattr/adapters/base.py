@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, arg
 from ..registry import Registry
 from ..targets import Target
 from ..vocabulary import DEFAULT_TEMPLATES
@@ -48,6 +48,12 @@ class Adapter(ABC):
     def encode_texts(self, prompts: Sequence[str]) -> torch.Tensor:
         """(P,) prompts → (P, D) embeddings; only models with a text tower have it."""
         raise ModelError(f"model {self.spec!r} has no text encoder: it cannot take a text target")
+
+    def word_pieces(self, text: str) -> list[list[str]] | None:
+        """The text tokenizer's pieces of each whitespace-separated word of `text` (no special
+        tokens), with its unknown token as ``None``; None when the model has no tokenizer this
+        can read. The audit uses it to keep names made of words the model cannot read out."""
+        return None
 
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Differentiable (B, D) embeddings, for gradient-based methods; same values as
@@ -200,7 +206,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available")
+        raise InputError(f"{arg('device', device)} was asked for but no CUDA device is available")
     if device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
@@ -209,6 +215,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def split_spec(spec: str) -> tuple[str, str]:
     """``hf:/a/b`` → (``hf``, ``/a/b``); ``demo`` → (``demo``, ``'')."""
     if not spec or not spec.strip():
-        raise InputError("the model spec is empty; try --model demo")
-    name, _, arg = spec.partition(":")
-    return name.strip(), arg.strip()
+        raise InputError(f"the model spec is empty; try {arg('model', 'demo')}")
+    name, _, rest = spec.partition(":")
+    return name.strip(), rest.strip()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Sequence
+import weakref
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, arg
 from ..targets import Target
 from .base import register_adapter
 from ..preprocess import Preprocess
@@ -39,6 +40,42 @@ def last_linear(module: nn.Module, out_features: int | None = None) -> nn.Linear
         raise ModelError(f"{type(module).__name__} has no linear classification head"
                          + (f" with {out_features} outputs" if out_features else ""))
     return found
+
+
+class _HookOwner:
+    """Held by an adapter and its shallow views (`api.with_templates`): when the last of them
+    is collected, its head hook is removed."""
+
+
+class HeadInput:
+    """A forward pre-hook on a classifier's head that keeps the head's input, only while its
+    own adapter runs the model (`catch`). It holds no reference to the adapter, so a module
+    wrapped many times (``explain(model=module)`` in a loop) keeps no adapter alive and collects
+    nothing for adapters that are not running; a deep copy of the module and adapter together
+    (Quantus's randomisation tests) copies the hook with them."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.value: torch.Tensor | None = None
+
+    def __call__(self, _module: nn.Module, args: tuple) -> None:
+        if self.active:
+            self.value = args[0]
+
+    def attach(self, head: nn.Module) -> _HookOwner:
+        """Hook `head`; keep the returned owner on the adapter: the hook goes with it."""
+        owner = _HookOwner()
+        weakref.finalize(owner, head.register_forward_pre_hook(self).remove)
+        return owner
+
+    def catch(self, run: Callable[[], object]) -> torch.Tensor | None:
+        """Run the model; the head's input, or None when the head was not called."""
+        self.active, self.value = True, None
+        try:
+            run()
+            return self.value
+        finally:
+            self.active, self.value = False, None
 
 
 class LinearHeadAdapter(Adapter):
@@ -114,9 +151,12 @@ class LinearHeadAdapter(Adapter):
         for table, key in ((self._lower, name.lower()), (self._synonyms, name.lower())):
             if key in table:
                 return table[key]
-        close = difflib.get_close_matches(name, self.class_names + list(self._synonyms), n=3,
-                                          cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        # a name and its lower-cased synonym match alike: each class is suggested once
+        table = {**self._synonyms, **self._lower}
+        close = difflib.get_close_matches(name.lower(), list(table), n=10, cutoff=0.5)
+        classes = list(dict.fromkeys(table[c] for c in close))[:3]
+        hint = (f"; did you mean {', '.join(repr(self.class_names[i]) for i in classes)}?"
+                if classes else "")
         raise ModelError(f"class {name!r} is not one of the {k} classes of model "
                          f"{self.spec!r}{hint} (a class index 0 to {k - 1} works too)")
 
@@ -141,8 +181,9 @@ class LinearHeadAdapter(Adapter):
     def encode_target(self, target: Target) -> torch.Tensor:
         if target.kind == "text":
             raise ModelError(f"model {self.spec!r} is an image classifier without a text encoder: "
-                             f"give --class NAME|INDEX (one of its {len(self.class_names)} classes), "
-                             "--target-image or --target-embedding instead of --text")
+                             f"give {arg('class_name', 'NAME|INDEX')} (one of its "
+                             f"{len(self.class_names)} classes), {arg('target_image')} or "
+                             f"{arg('target_embedding')} instead of {arg('text')}")
         if target.kind == "class":
             row = self._rows([self.class_index(target.class_name)])[0]
             return F.normalize(torch.cat([row[:-1], row.new_zeros(1)]), dim=0)
@@ -184,8 +225,8 @@ class HFClassifierAdapter(LinearHeadAdapter):
         id2label = getattr(cfg, "id2label", None) or {}
         names = [str(id2label.get(i, id2label.get(str(i), i))) for i in range(k)]
         self._setup_head(last_linear(model, k), names, f"hf-classifier:{ident} classes")
-        self._captured: list[torch.Tensor] = []
-        self.head.register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
+        self._head_input = HeadInput()
+        self._hook = self._head_input.attach(self.head)
         self._kwargs: dict = {}
         size = getattr(cfg, "image_size", None)
         params = inspect.signature(model.forward).parameters
@@ -194,10 +235,9 @@ class HFClassifierAdapter(LinearHeadAdapter):
             self._kwargs["interpolate_pos_encoding"] = True
 
     def _features(self, pixels: torch.Tensor) -> torch.Tensor:
-        self._captured.clear()
-        self.model(pixel_values=pixels, **self._kwargs)
-        f = self._captured[-1]
-        self._captured.clear()
+        f = self._head_input.catch(lambda: self.model(pixel_values=pixels, **self._kwargs))
+        if f is None:
+            raise ModelError(f"the head of {type(self.model).__name__} was not called by its forward")
         return f.reshape(f.shape[0], -1)
 
     def vision_module(self) -> nn.Module:

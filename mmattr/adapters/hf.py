@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, arg
 from .base import register_adapter
 from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
@@ -54,10 +54,20 @@ def _hub_reachable() -> bool:
 
 
 def hub_error(ident: str, family: str) -> ModelError:
+    if _looks_like_path(ident):  # a folder that is not there: no download would help
+        return ModelError(f"cannot load {ident}: no such folder (a {family}: spec is a local "
+                          "folder or a hub id such as openai/clip-vit-base-patch32)")
     return ModelError(
         f"cannot load {ident!r}: not a local folder, not in the local Hugging Face cache, and "
         f"the hub cannot be reached; download it where there is network (huggingface-cli "
-        f"download {ident} --local-dir DIR) and pass --model {family}:DIR")
+        f"download {ident} --local-dir DIR) and pass {arg('model', family + ':DIR')}")
+
+
+def _looks_like_path(ident: str) -> bool:
+    """A folder path rather than a hub id (``org/name``): absolute, relative to here or home,
+    more than one slash, or a Windows drive."""
+    return (ident.startswith(("/", "./", "../", "~", "\\")) or ident.count("/") > 1
+            or "\\" in ident or (len(ident) > 1 and ident[1] == ":"))
 
 
 def load_pretrained(loader, ident: str, what: str, family: str = "hf"):
@@ -125,6 +135,25 @@ def warn_long_prompts(tokenizer, prompts: Sequence[str], limit: int) -> None:
         warnings.warn(f"the prompt is {max(lengths)} tokens long, over the model's limit of "
                       f"{limit} tokens; only its first {limit} tokens are used",
                       MmattrWarning, stacklevel=3)
+
+
+def tokenizer_pieces(tokenizer, text: str) -> list[list[str | None]] | None:
+    """Each word's tokenizer pieces, the unknown token as None, for a transformers tokenizer
+    (fast or slow) or the plain `tokenizers` one the native path builds; None for anything else."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    unk = {getattr(tokenizer, "unk_token", None)}
+    if backend is not None:
+        unk.add(getattr(getattr(backend, "model", None), "unk_token", None))
+
+        def pieces(word: str) -> list[str]:
+            return list(backend.encode(word, add_special_tokens=False).tokens)
+    elif callable(getattr(tokenizer, "tokenize", None)):
+        def pieces(word: str) -> list[str]:
+            return list(tokenizer.tokenize(word))
+    else:
+        return None
+    unk.discard(None)
+    return [[None if p in unk else p for p in pieces(w)] for w in text.split()]
 
 
 def check_token_ids(ids: torch.Tensor, rows: int | None) -> None:
@@ -306,6 +335,9 @@ class HFAdapter(Adapter):
         with self.autocast():
             out = self.model.get_text_features(**tok)
         return _features(out).float()
+
+    def word_pieces(self, text: str) -> list[list[str]] | None:
+        return tokenizer_pieces(self.tokenizer, text)
 
     def vision_module(self) -> torch.nn.Module | None:
         return getattr(self.model, "vision_model", None)

@@ -142,6 +142,18 @@ class OpenCLIPAdapter(Adapter):
         with self.autocast():
             return self.model.encode_text(tokens).float()
 
+    def word_pieces(self, text: str) -> list[list[str | None]] | None:
+        tok = self.tokenizer
+        inner = getattr(tok, "tokenizer", None)  # open_clip's HFTokenizer wraps a transformers one
+        if inner is not None:
+            from .hf import tokenizer_pieces
+
+            return tokenizer_pieces(inner, text)
+        if callable(getattr(tok, "encode", None)) and isinstance(getattr(tok, "decoder", None), dict):
+            # open_clip's SimpleTokenizer (CLIP's byte-level BPE): every string has pieces
+            return [[tok.decoder[i] for i in tok.encode(w)] for w in text.split()]
+        return None
+
     def vision_module(self) -> torch.nn.Module:
         return self.model.visual
 

@@ -3,8 +3,10 @@
 
 Spec ``torch:<module>:<factory>`` imports `module` (a dotted name or a ``.py`` file) and calls
 ``factory()``, which returns an `Adapter` (e.g. built with `from_module`) or a bare module
-(taken as a classifier with ImageNet preprocessing at 224 px). From Python, `from_module`
-wraps a module directly:
+(taken as a classifier with ImageNet preprocessing at 224 px). A module names its classes with
+a ``class_names`` attribute (a list, index → name), read by `from_module` and by the spec
+alike. From Python, `from_module` wraps a module directly (``mmattr.explain(...,
+model=module)`` does it for you):
 
 >>> adapter = from_module(torchvision.models.resnet18(weights=...), size=224)
 >>> mmattr.explain("cat.png", class_name="tabby cat", model=adapter)
@@ -25,7 +27,7 @@ from ..errors import InputError, ModelError
 from .base import register_adapter
 from ..preprocess import Preprocess
 from .base import Adapter, autocast_dtype
-from .classifier import LinearHeadAdapter, last_linear
+from .classifier import HeadInput, LinearHeadAdapter, last_linear
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -70,17 +72,16 @@ class TorchClassifierAdapter(LinearHeadAdapter):
         head = head if head is not None else last_linear(self.module)
         if not isinstance(head, nn.Linear):
             raise ModelError(f"the head of {type(module).__name__} must be an nn.Linear")
+        if class_names is None:  # a module may name its classes itself
+            class_names = module_class_names(module)
         self._setup_head(head, class_names, f"torch:{name or type(module).__name__} classes")
-        self._captured: list[torch.Tensor] = []
-        head.register_forward_pre_hook(lambda _m, args: self._captured.append(args[0]))
+        self._head_input = HeadInput()
+        self._hook = self._head_input.attach(head)
 
     def _features(self, pixels: torch.Tensor) -> torch.Tensor:
-        self._captured.clear()
-        self.module(pixels)
-        if not self._captured:
+        f = self._head_input.catch(lambda: self.module(pixels))
+        if f is None:
             raise ModelError(f"the head of {type(self.module).__name__} was not called by its forward")
-        f = self._captured[-1]
-        self._captured.clear()
         return f.reshape(f.shape[0], -1)
 
     def vision_module(self) -> nn.Module:
@@ -130,6 +131,17 @@ class TorchEncoderAdapter(Adapter):
         return module_token_grid(self.module, self.preprocess.output_hw)
 
 
+def module_class_names(module: nn.Module) -> list[str] | None:
+    """The class names a module declares in a ``class_names`` attribute (index → name)."""
+    names = getattr(module, "class_names", None)
+    if names is None:
+        return None
+    if isinstance(names, str) or not all(isinstance(n, (str, int)) for n in names):
+        raise ModelError(f"{type(module).__name__}.class_names must be a list of names, one "
+                         "per output of its head")
+    return [str(n) for n in names]
+
+
 def from_module(module: nn.Module, preprocess: Preprocess | None = None, *,
                 kind: str = "classifier", size: int | tuple[int, int] = 224,
                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
@@ -139,7 +151,8 @@ def from_module(module: nn.Module, preprocess: Preprocess | None = None, *,
     """Wrap any `module` as an adapter; the Python-API hook of the ``torch`` family.
 
     `kind` ``classifier``: the input of its linear head (`head`, a module or its dotted name;
-    default the last ``nn.Linear``) is the embedding, `class_names` name its outputs.
+    default the last ``nn.Linear``) is the embedding, `class_names` name its outputs (default:
+    the module's own ``class_names`` attribute, else the indices).
     `kind` ``encoder``: ``module(pixels)`` is the (B, D) embedding; `encode_texts` adds a
     text tower. Preprocessing: `preprocess`, or resize + centre crop to `size` with `mean`
     and `std`.
@@ -181,7 +194,8 @@ def _import(module: str):
 
 @register_adapter("torch", syntax="torch:<module or file.py>:<factory>", requires=("torch",),
                   help="any nn.Module classifier or encoder: factory() returns an Adapter "
-                       "(mmattr.adapters.from_module) or a module")
+                       "(mmattr.from_module) or a module (its class_names attribute names "
+                       "its classes)")
 def _torch(arg: str, device: torch.device, dtype: str = "auto") -> Adapter:
     module, sep, factory = arg.rpartition(":")
     if not sep or not module or not factory:

@@ -1,15 +1,25 @@
 """`mmattr audit`: zero-shot model auditing of an image set with a self-contained report.
 
-Modules: `measures` (accuracy, intervals, confusion, calibration), `label_issues` (confident
-learning), `slices` (failure slices in embedding space), `naming` (slice names from text
-space), `why` (explanations and occlusion), `report` (outputs), `core` (the pipeline).
+Modules: `measures` (accuracy, intervals, confusion, calibration), `stats` (tests, false
+discovery), `label_issues` (label errors told apart from model errors), `slices` (failure slices
+in embedding space), `metadata` (slices from the dataset's columns and image properties),
+`naming` (slice names from text space, permutation-tested), `why` and `evidence`
+(explanations, occlusion), `sections` (the report's registered sections), `report` (outputs),
+`core` (the pipeline).
 """
 
 from .core import AuditResult, AuditSettings, analyse, audit
 from .slices import SliceSettings, find_slices, list_slicers, register_slicer
 
 __all__ = ["AuditResult", "AuditSettings", "SliceSettings", "analyse", "audit", "find_slices",
-           "list_slicers", "register_slicer"]
+           "list_slicers", "register_slicer", "register_section"]
+
+
+def register_section(name: str):
+    """Register a report section class (see `mmattr.audit.sections.base`)."""
+    from .sections import register_section as register
+
+    return register(name)
 
 
 class _CallablePackage(__import__("types").ModuleType):

@@ -17,7 +17,7 @@ import numpy as np
 from ..adapters.base import Adapter
 from ..errors import InputError
 from . import label_issues, measures
-from .slices import Slice, SliceSettings, find_slices
+from .slices import Slice, SliceSettings
 
 OUTPUTS = ("report.html", "audit.json", "predictions.csv", "slices.csv", "reliability.png",
            "confusion.png", "class_accuracy.png", "slices.png")
@@ -55,6 +55,13 @@ class AuditSettings:
     seed: int = 0
     #: embedding cache folder; None: $MMATTR_CACHE or ~/.cache/mmattr/embeddings
     cache_dir: str | None = None
+    #: a second model (spec) whose embeddings and predictions check the labels
+    reference_model: str | None = None
+    #: image properties (size, aspect, brightness, contrast, sharpness) as metadata columns
+    image_properties: bool = True
+    #: slice names: permutations of the test, and its family-wise level
+    name_permutations: int = 1000
+    name_alpha: float = 0.05
 
     def record_settings(self) -> dict:
         """What the explanation records depend on: a rerun with other values starts over."""
@@ -79,6 +86,17 @@ class AuditResult:
     @property
     def report(self) -> Path:
         return self.out / "report.html"
+
+    # notebook display (mmattr.display reads the fields and `summary` defensively)
+    def __repr__(self) -> str:
+        from ..display import audit_repr
+
+        return audit_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..display import audit_html
+
+        return audit_html(self)
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -117,6 +135,20 @@ def _one_per_image(items: list) -> tuple[list, int]:
     return kept, len(items) - len(kept)
 
 
+def _reference(other: Adapter, s: AuditSettings, items: list, names: list[str], cache
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A second model's (embeddings, predictions) over the same images and classes, for the
+    label check; an image it cannot read is one line (the audited model just read it)."""
+    from ..runner import encode_items
+    from .predict import class_logits
+
+    enc = encode_items(other, items, cache=cache, batch_size=s.batch_size)
+    if enc.bad:
+        raise InputError(f"the reference model could not read {enc.bad[0].describe()}")
+    logits = class_logits(other, enc.vectors, names, batch_size=s.batch_size)
+    return enc.vectors, logits.argmax(axis=1)
+
+
 # -- analysis (pure: arrays in, dict out) ---------------------------------------------------
 
 @dataclass
@@ -130,18 +162,85 @@ class Analysis:
     confusion: np.ndarray
     confused: list[dict]
     calibration: measures.Calibration
-    issues: dict[str, np.ndarray]
+    checks: label_issues.LabelCheck
     mistakes: np.ndarray
     label_errors: np.ndarray
     slices: list[Slice]
     accuracy: float
     acc_ci: tuple[float, float]
+    #: metadata slices reported (after false-discovery control), best first
+    metadata_slices: list[Slice] = field(default_factory=list)
+    columns: list = field(default_factory=list)
+    #: every slice hypothesis tested (embedding and metadata), the size of the BH family
+    tested: int = 0
+
+    @property
+    def systematic(self) -> np.ndarray:
+        """Indices of systematic model errors (mistakes that are not likely label errors),
+        most confident first."""
+        return self.checks.systematic_errors(self.confidence)
+
+    def slice_of(self) -> np.ndarray:
+        """(N,) rank of the embedding slice each image is in (0: none); set-aside mistakes that
+        fall in a slice count as in it."""
+        out = np.zeros(len(self.labels), dtype=int)
+        for sl in reversed(self.slices):
+            out[sl.members] = sl.rank
+            out[sl.aside] = sl.rank
+        return out
+
+
+def _link(slices: list[Slice], meta: list[Slice]) -> None:
+    """Cross-links: an embedding slice is the same group as the first (best) metadata slice
+    whose members mostly coincide with its own (Jaccard ≥ 0.5: a slice of stars that are small
+    is not "the small objects"); a metadata slice is part of the first embedding slice that
+    holds at least half of it."""
+    for sl in slices:
+        sl.same_as = ""
+    for m in meta:
+        m.same_as = ""
+    for sl in slices:
+        members = set(sl.members.tolist())
+        for m in meta:
+            other = set(m.members.tolist())
+            both = len(members & other)
+            if both >= 0.5 * len(members | other) and not sl.same_as:
+                sl.same_as = m.title()
+            if both >= 0.5 * m.size and not m.same_as:
+                m.same_as = f"slice {sl.rank}"
+
+
+def _merge_explained(slices: list[Slice], correct: np.ndarray, typical: int) -> list[Slice]:
+    """Slices that one metadata value explains (its first explanation, else the significant
+    metadata slice that holds at least half of each) are one failure mode: merged, ranks
+    renewed."""
+    from .slices import combine
+
+    groups: dict[str, list[Slice]] = {}
+    for sl in slices:
+        e = sl.explained_by[0] if sl.explained_by else None
+        key = f"{e['column']} = {e['value']}" if e else sl.same_as or f"\0{sl.rank}"
+        groups.setdefault(key, []).append(sl)
+    out = [g[0] if len(g) == 1 else combine(g, correct, typical) for g in groups.values()]
+    out.sort(key=lambda sl: sl.rank)
+    for r, sl in enumerate(out, 1):
+        sl.rank = r
+    return out
 
 
 def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list[str],
-            settings: AuditSettings = AuditSettings()) -> Analysis:
-    """Every dataset-level number from embeddings, logits and integer labels."""
+            settings: AuditSettings = AuditSettings(), columns: list | None = None,
+            reference: tuple[np.ndarray, np.ndarray] | None = None) -> Analysis:
+    """Every dataset-level number from embeddings, logits and integer labels.
+
+    `columns` are the dataset's metadata columns (`metadata.dataset_columns`); `reference` a
+    second model's (embeddings, predictions) for the label check. Likely label errors are set
+    aside before slices are looked for; embedding and metadata slices are tested as one family
+    (Benjamini-Hochberg)."""
+    from .metadata import explain_by_columns, metadata_candidates, prune_sub_slices
     from .predict import softmax
+    from .slices import select_slices, slice_candidates
+    from .stats import benjamini_hochberg
 
     probs = softmax(np.asarray(logits, np.float64))
     preds = probs.argmax(axis=1)
@@ -150,15 +249,46 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
     n = len(labels)
     lo, hi = measures.wilson_interval(int(correct.sum()), n)
     confusion = measures.confusion_matrix(labels, preds, len(names))
-    issues = label_issues.label_issue_scores(probs, labels)
+    checks = label_issues.check_labels(
+        emb, probs, labels, reference_emb=None if reference is None else reference[0],
+        reference_pred=None if reference is None else reference[1])
+    s = settings.slices
+    aside = checks.label_error
+    emb_cands = slice_candidates(emb, correct, s, labels=labels, ignore=aside, preds=preds)
+    meta_cands = metadata_candidates(columns or [], correct, s.support(n), ignore=aside,
+                                     typical=s.typical)
+    family = emb_cands + meta_cands
+    for c, q in zip(family, benjamini_hochberg([c.p_value for c in family])):
+        c.q_value = float(q)
+    kept_n = n - int(aside.sum())
+    slices = select_slices(emb_cands, kept_n, s)
+    meta = prune_sub_slices(select_slices(meta_cands, kept_n, replace(s, max_slices=10 ** 6)))
+    for r, m in enumerate(meta, 1):
+        m.rank = r
+    meta = meta[: s.max_slices]
+    for sl in slices:
+        sl.explained_by = explain_by_columns(sl.members, columns or [])
+    _link(slices, meta)
+    slices = _merge_explained(slices, correct, s.typical)
+    for sl in slices:  # a merged slice explained by its metadata slice, if now it is
+        sl.explained_by = sl.explained_by or explain_by_columns(sl.members, columns or [])
+    _link(slices, meta)
+    # A label-error candidate that falls, by its features, in a reported failure slice is that
+    # failure mode's mistake, not a label error, provided the mode is established by more of
+    # its own mistakes than the candidates it would take in: a mode fitted to a handful of
+    # mistakes is wide, and would swallow every image that looks unlike its label.
+    for sl in slices:
+        sl.aside = sl.aside[checks.label_error[sl.aside]] if len(sl.aside) <= sl.errors \
+            else sl.aside[:0]
+        checks.demote(sl.aside)
     return Analysis(
         probs, preds, labels, correct, confidence,
         measures.per_class_accuracy(labels, preds, names), confusion,
         measures.most_confused_pairs(confusion, names),
-        measures.calibration(confidence, correct, settings.calibration_bins), issues,
+        measures.calibration(confidence, correct, settings.calibration_bins), checks,
         label_issues.confident_mistakes(preds, labels, confidence, settings.top_mistakes),
-        label_issues.likely_label_errors(issues, settings.top_mistakes),
-        find_slices(emb, correct, settings.slices), float(correct.mean()), (float(lo), float(hi)))
+        checks.label_errors(settings.top_mistakes), slices, float(correct.mean()),
+        (float(lo), float(hi)), meta, list(columns or []), len(family))
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -167,8 +297,8 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
           vocabulary: str | None = None, templates: str | None = None,
           phrases: str | None = None, explain_budget: int = 16, overwrite: bool = False,
           settings: AuditSettings | None = None, progress: Progress | None = None,
-          extra_sections: list[dict | Callable[[dict], dict | None]] | None = None
-          ) -> AuditResult:
+          extra_sections: list[dict | Callable[[dict], dict | None]] | None = None,
+          reference_model: str | Adapter | None = None) -> AuditResult:
     """Audit `model` on the image set at `dataset` (a manifest folder whose ``label`` is the
     ground truth, or an ImageFolder) and write the report into `out`.
 
@@ -188,8 +318,11 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
 
     t0 = time.perf_counter()
     spec = (model.spec or type(model).__name__) if isinstance(model, Adapter) else model
-    s = replace(settings or AuditSettings(), model=spec, vocabulary=vocabulary,
-                templates=templates, phrases=phrases, explain_budget=explain_budget)
+    base = settings or AuditSettings()
+    ref = reference_model if reference_model is not None else base.reference_model
+    ref_spec = ((ref.spec or type(ref).__name__) if isinstance(ref, Adapter) else ref)
+    s = replace(base, model=spec, vocabulary=vocabulary, templates=templates, phrases=phrases,
+                explain_budget=explain_budget, reference_model=ref_spec)
     if s.explain_budget < 0:
         raise InputError(f"--explain-budget must be 0 or more, got {s.explain_budget}")
     if templates is not None:
@@ -210,6 +343,11 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     adapter = with_templates(model if isinstance(model, Adapter)
                              else load_adapter(spec, s.device, s.dtype), templates)
     names = resolve_vocabulary(vocabulary, adapter, [it.label for it in items])
+    # the reference model is loaded before any work, so a bad spec costs nothing
+    ref_adapter = None
+    if ref is not None:
+        ref_adapter = with_templates(ref if isinstance(ref, Adapter)
+                                     else load_adapter(ref, s.device, s.dtype), templates)
     stage = (lambda name: (lambda d, t: progress(name, d, t))) if progress else (lambda name: None)
     cache = EmbeddingCache(s.cache_dir)
     enc_start = time.perf_counter()
@@ -224,9 +362,20 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     labels = np.array([index[it.label] for it in enc.items])
     t_enc = time.perf_counter()
     logits = class_logits(adapter, enc.vectors, names, batch_size=s.batch_size)
-    result = analyse(enc.vectors, logits, labels, names, s)
+    reference = None
+    t_ref = time.perf_counter()
+    if ref_adapter is not None:
+        reference = _reference(ref_adapter, s, enc.items, names, cache)
+    t_meta = time.perf_counter()
+    from .metadata import dataset_columns, image_properties
+
+    props = image_properties(enc.items, enc.digests, cache) if s.image_properties else None
+    columns = dataset_columns(enc.items, [it.label for it in enc.items], props)
+    t_analyse = time.perf_counter()
+    result = analyse(enc.vectors, logits, labels, names, s, columns, reference)
     timings = {"read_and_load": enc_start - t0, "encode": enc.seconds,
-               "predict_and_analyse": time.perf_counter() - t_enc}
+               "predict": t_ref - t_enc, "reference_model": t_meta - t_ref,
+               "metadata": t_analyse - t_meta, "analyse": time.perf_counter() - t_analyse}
     skipped = [*data.bad, *enc.bad]
     from .report import build_outputs
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import typer
 
-from ..errors import MmattrError, MmattrWarning
+from ..errors import MmattrError, MmattrWarning, caller
 
 
 class _LazyConsole:
@@ -50,7 +50,8 @@ def one_line_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with warnings.catch_warnings():
+            # messages name settings as flags (--regions), not Python keywords (regions=)
+            with warnings.catch_warnings(), caller("cli"):
                 warnings.simplefilter("default", MmattrWarning)  # each message once
                 warnings.showwarning = _warning_line
                 return fn(*args, **kwargs)

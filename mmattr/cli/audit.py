@@ -50,10 +50,12 @@ def audit(
     templates: Annotated[Optional[str], typer.Option(help="Prompt templates for the class names: none, default, imagenet80, or a file with one {} per line (default: the model's own).")] = None,
     phrases: Annotated[Optional[Path], typer.Option(help="Slice-naming phrases file, one per line (default: a generic attribute list).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (new, empty, or an earlier audit's; rerun to resume).")] = Path("audit"),
-    explain_budget: Annotated[int, typer.Option("--explain-budget", min=0, help="Images explained (2 SMDL explanations each), chosen by the slices.")] = 16,
+    explain_budget: Annotated[int, typer.Option("--explain-budget", min=0, help="Images explained (predicted class, true class and the contrast, by SMDL), chosen by the slices.")] = 16,
     regions: Annotated[int, typer.Option(min=2, help="Sub-regions per explanation.")] = 25,
-    slicer: Annotated[str, typer.Option(help="Slice finder: domino (error-aware mixture) or kmeans.")] = "domino",
-    min_drop: Annotated[float, typer.Option("--min-drop", min=0.0, max=1.0, help="Smallest accuracy drop reported as a slice.")] = 0.10,
+    slicer: Annotated[str, typer.Option(help="Slice finder: modes (failure modes of the mistakes, default), domino (error-aware mixture) or kmeans.")] = "modes",
+    min_drop: Annotated[float, typer.Option("--min-drop", min=0.0, max=1.0, help="Smallest accuracy drop below the rest reported as a slice.")] = 0.10,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="False-discovery rate over every slice tested, and the level of slice names.")] = 0.05,
+    reference_model: Annotated[Optional[str], typer.Option("--reference-model", help="A second model (spec) whose embeddings and predictions check the labels: a label error must convince it too.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of slice finding and sampling.")] = 0,
@@ -72,28 +74,29 @@ def audit(
 
     SLICERS.get(slicer)
     settings = AuditSettings(explain_regions=regions, batch_size=batch_size, device=device,
-                             seed=seed, slices=SliceSettings(method=slicer, min_drop=min_drop,
-                                                             seed=seed))
+                             seed=seed, name_alpha=alpha,
+                             slices=SliceSettings(method=slicer, min_drop=min_drop, alpha=alpha,
+                                                  seed=seed))
     with _stages(is_main_process()) as progress:
         result = run_audit(dataset, model, out=out, vocabulary=vocabulary,
                            templates=templates,
                            phrases=str(phrases) if phrases else None,
                            explain_budget=explain_budget, overwrite=overwrite,
                            settings=settings, progress=progress,
-                           extra_sections=[representative_section(seed=seed)] if represent else None)
+                           extra_sections=[representative_section(seed=seed)] if represent else None,
+                           reference_model=reference_model)
     if not is_main_process():
         return
     s = result.summary
     acc = s["accuracy"]
     console.print(f"accuracy {acc['value']:.3f} (95% CI {acc['ci_low']:.3f}–{acc['ci_high']:.3f}) "
                   f"on {acc['n']} images · ECE {s['calibration']['ece']:.3f} · "
-                  f"{len(s['slices'])} failure slice(s) · {len(s['skipped'])} skipped",
+                  f"{len(s['slices'])} failure slice(s), {len(s['metadata_slices'])} metadata "
+                  f"slice(s), {s['label_issues']['flagged']} likely label error(s) · "
+                  f"{len(s['skipped'])} skipped",
                   highlight=False)
-    for row in s["slices"][:5]:
-        name = (f" “{row['names'][0]['phrase']}” ({row['names'][0]['score']:+.2f})"
-                if row["names"] else "")
-        console.print(f"  slice {row['rank']}{name}: {row['size']} images, accuracy "
-                      f"{row['accuracy']:.3f}, drop {row['drop']:.3f}", highlight=False)
+    for f in s["findings"][:6]:
+        console.print(f"  {f['rank']}. {f['statement']}", highlight=False, soft_wrap=True)
     console.print(f"{s['seconds']:.1f} s → {result.report}", highlight=False)
 
 

@@ -90,7 +90,7 @@ def explain(
     target_embedding: Annotated[Optional[Path], typer.Option("--target-embedding", help="Target embedding, a (D,) .npy file.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model spec, e.g. demo or hf:FOLDER (see `mmattr models`).")] = None,
     method: Annotated[Optional[str], typer.Option(help="Attribution method (default smdl).")] = None,
-    division: Annotated[Optional[str], typer.Option(help="Sub-region division, e.g. slico, grid.")] = None,
+    division: Annotated[Optional[str], typer.Option(help="Sub-region division, e.g. slico, grid, or labels:FILE (your own label map: .npy or a gray image).")] = None,
     regions: Annotated[Optional[int], typer.Option(help="About this many sub-regions, never more (default 49).")] = None,
     search: Annotated[Optional[str], typer.Option(help="SMDL search: lazy (default, guarded), exact, beam, stochastic or bidirectional (see configs/explain.yaml).")] = None,
     score: Annotated[Optional[str], typer.Option(help="Consistency/collaboration score: auto (default: probability over the vocabulary for a named target when there is one, else cosine), cosine or probability.")] = None,
@@ -101,6 +101,7 @@ def explain(
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="auto, fp32, fp16 or bf16 (autocast on GPU).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per forward pass.")] = None,
+    fill: Annotated[Optional[str], typer.Option(help="What hidden pixels become (the baseline): black (default), mean, blur, a gray level in [0, 1] or an image file.")] = None,
     option: OptionFlag = None,
     sam_checkpoint: Annotated[Optional[Path], typer.Option("--sam-checkpoint", help="Short for -O sam.checkpoint=FILE (--division sam).")] = None,
     sam_model: Annotated[Optional[str], typer.Option("--sam-model", help="Short for -O sam.model=NAME: vit_b, vit_l or vit_h.")] = None,
@@ -126,7 +127,7 @@ def explain(
         score=score, attribution=attribution, vocabulary=vocabulary, device=device, dtype=dtype,
         batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
-        layer=layer, seed=seed, max_side=max_side, templates=templates,
+        layer=layer, seed=seed, max_side=max_side, templates=templates, fill=fill,
         options=parse_assignments(option or []))
     from ..api import default_out_dir
     from ..distributed import is_main_process, process_out_dir
@@ -186,16 +187,29 @@ def options_command(
 def models() -> None:
     """List the model families, their spec syntax and whether they are installed."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     from ..adapters import list_model_families
+
+    console_ = Console()
+    rows = list_model_families()
+    if console_.width >= MODELS_TABLE_WIDTH:
+        console_.print(_models_table(rows))
+    else:  # a five-column table folds every cell at 80 columns: one block per family
+        typer.echo(models_blocks(rows, console_.width), nl=False)
+
+
+#: the console width from which `mmattr models` is a table; narrower ones get blocks
+MODELS_TABLE_WIDTH = 120
+
+
+def _models_table(rows: list[dict]):
+    from rich.markup import escape
+    from rich.table import Table
 
     # Specs are single long words: fold them at any character, never cut them with "…".
     table = Table("family", "spec", "extra", "installed", "what")
     for column in table.columns:
         column.overflow = "fold"
-    rows = list_model_families()
     # Family names are what users type after --model: never folded.
     table.columns[0].no_wrap = True
     table.columns[0].min_width = max(len(r["name"]) for r in rows)
@@ -203,7 +217,30 @@ def models() -> None:
         table.add_row(*(escape(str(cell)) for cell in (  # spec syntax holds [optional] parts
             row["name"], row["syntax"], row["extra"] or "-",
             "yes" if row["installed"] else f"no: {row.get('install') or 'see docs'}", row["help"])))
-    Console().print(table)
+    return table
+
+
+def models_blocks(rows: list[dict], width: int = 80) -> str:
+    """The families as blocks that read at any width: the name and whether it is installed,
+    then the spec, the extra and what it is, indented and wrapped at word boundaries (never
+    inside a spec's word)."""
+    import textwrap
+
+    out = []
+    for row in rows:
+        state = "installed" if row["installed"] else (
+            f"not installed: {row.get('install') or 'see docs'}")
+        out.append(textwrap.fill(f"{row['name']}  ({state})", width,
+                                 subsequent_indent="    ", break_long_words=False,
+                                 break_on_hyphens=False))
+        fields = [("spec", row["syntax"]), ("extra", row["extra"]), ("what", row["help"])]
+        for label, text in fields:
+            if text:
+                out.append(textwrap.fill(text, width, initial_indent=f"  {label:<7}",
+                                         subsequent_indent=" " * 9, break_long_words=False,
+                                         break_on_hyphens=False))
+        out.append("")
+    return "\n".join(out)
 
 
 @demo_model_app.command("train")

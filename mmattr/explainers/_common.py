@@ -101,10 +101,11 @@ def to_image_space(cam: torch.Tensor, adapter: Adapter, hw: tuple[int, int]) -> 
 def score_masked(image: torch.Tensor, masks: torch.Tensor, adapter: Adapter,
                  score: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
                  progress: ProgressFn | None = None, done: int = 0, total: int = 0,
-                 model_space: bool = False) -> torch.Tensor:
+                 model_space: bool = False, fill: torch.Tensor | None = None) -> torch.Tensor:
     """Scores of image ⊙ mask for a stack of (M, H, W) masks, `batch_size` images per pass.
 
-    Masks are applied in pixel space (0 = black), then preprocessed on the device chunk by chunk,
+    Masks are applied in pixel space (0 = `fill`, black when None: fill + m·(image − fill)),
+    then preprocessed on the device chunk by chunk,
     so memory stays at `batch_size` full-size images. With ``model_space`` the image is already
     resized and cropped to the model input (``preprocess.geometry``) and the masks match it, so
     no full-resolution image is composed at all.
@@ -113,7 +114,7 @@ def score_masked(image: torch.Tensor, masks: torch.Tensor, adapter: Adapter,
     with torch.inference_mode():
         for start in range(0, masks.shape[0], batch_size):
             m = masks[start:start + batch_size].to(image.device, image.dtype)
-            shown = image * m[:, None]
+            shown = image * m[:, None] if fill is None else fill + m[:, None] * (image - fill)
             pixels = adapter.preprocess.normalize(
                 shown if model_space else adapter.preprocess.geometry(shown))
             with adapter.autocast():
@@ -124,14 +125,17 @@ def score_masked(image: torch.Tensor, masks: torch.Tensor, adapter: Adapter,
 
 
 def pixel_curves(image: np.ndarray, attribution: np.ndarray, scorer: TargetScore,
-                 steps: int = CURVE_STEPS) -> tuple[list[float], list[float], list[float]]:
+                 steps: int = CURVE_STEPS, fill: torch.Tensor | None = None
+                 ) -> tuple[list[float], list[float], list[float]]:
     """Pixel-level insertion and deletion curves of a map: the ``insertion`` / ``deletion``
-    metrics' own `perturbation_curve` (black fill, `CURVE_STEPS` steps), so the AUCs written
-    into explanation.json equal those metrics for the same map and score. Returns x, ins, dele.
+    metrics' own `perturbation_curve` (black fill unless `fill` is given, `CURVE_STEPS`
+    steps), so the AUCs written into explanation.json equal those metrics for the same map and
+    score. Returns x, ins, dele.
     """
     dev = scorer.adapter.device
-    x, ins = perturbation_curve(scorer, image, attribution, "insertion", steps, "black", device=dev)
-    _, dele = perturbation_curve(scorer, image, attribution, "deletion", steps, "black", device=dev)
+    base = "black" if fill is None else fill
+    x, ins = perturbation_curve(scorer, image, attribution, "insertion", steps, base, device=dev)
+    _, dele = perturbation_curve(scorer, image, attribution, "deletion", steps, base, device=dev)
     return x.tolist(), ins.tolist(), dele.tolist()
 
 
@@ -173,7 +177,7 @@ class MapExplainer(Explainer):
     """A baseline: one attribution map, wrapped into the same Explanation as SMDL's.
 
     Subclasses implement `attribute`. The Explanation's curves are pixel-level insertion and
-    deletion (`CURVE_STEPS` steps, black fill), scored like SMDL's curves: the target's
+    deletion (`CURVE_STEPS` steps, the configured fill), scored like SMDL's curves: the target's
     probability over the vocabulary when there is one, else the cosine similarity. Their
     forward passes are reported apart from the method's own (settings["curve"]).
     """
@@ -198,7 +202,8 @@ class MapExplainer(Explainer):
         scorer = TargetScore(adapter, target, score="auto", vocabulary=cfg.vocabulary,
                              batch_size=cfg.batch_size)
         curve_score, source = scorer.score, scorer.vocabulary_source
-        x, ins, dele = pixel_curves(image, attribution, scorer)
+        x, ins, dele = pixel_curves(image, attribution, scorer,
+                                    fill=self.fill_for(image, adapter.device))
         seconds = time.perf_counter() - t0
 
         if result.regions is not None and result.region_values is not None:
@@ -216,7 +221,7 @@ class MapExplainer(Explainer):
             settings={**cfg.to_dict(), "model": adapter.spec, "vocabulary_source": source,
                       "options": {**self.resolved_options(), **result.options},
                       "method_settings": result.settings,
-                      "curve": {"kind": "pixel", "steps": CURVE_STEPS, "fill": "black",
+                      "curve": {"kind": "pixel", "steps": CURVE_STEPS, "fill": cfg.fill,
                                 "score": curve_score, "forward_passes": scorer.forward_passes}},
             version=__version__,
             timings={"attribute": t_attr - t0, "curves": seconds - (t_attr - t0),

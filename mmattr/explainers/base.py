@@ -39,10 +39,42 @@ class Explainer(ABC):
     #: the method's declared options
     Options: ClassVar[type] = NoOptions
 
+    #: whether the method divides the image with ``config.division`` (SMDL, LIME, Kernel SHAP)
+    uses_division: ClassVar[bool] = False
+    #: whether it runs ``config.search`` (SMDL)
+    uses_search: ClassVar[bool] = False
+
+    @classmethod
+    def components(cls, config: ExplainConfig) -> set[str]:
+        """The components a run with `config` uses: the method, and its division (a prior's
+        method too) and search when it has them. Options for any other are not read."""
+        used = {cls.name}
+        if cls.uses_search:
+            used.add(config.search)
+        if cls.uses_division:
+            name, _, prior = config.division.partition(":")
+            used.add(name)
+            if name == "prior":
+                used.add(prior)
+        return used
+
     def __init__(self, config: ExplainConfig) -> None:
         self.config = config
         self.opts = parse_options(type(self).Options, config.options_for(self.name),
                                   component=self.name, kind="method")
+
+    def fill_for(self, image: np.ndarray, device: Any) -> Any:
+        """What `image`'s hidden pixels become (``config.fill``, see `mmattr.fill`) as
+        (3, H, W) pixels in [0, 1] on `device`; None for black, so every masking path keeps
+        its plain (and bit-identical) black route."""
+        if self.config.fill == "black":
+            return None
+        import torch
+
+        from ..fill import fill_image
+
+        img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)
+        return fill_image(img.float() / 255.0, self.config.fill, self.config.arrays.fill)
 
     def resolved_options(self) -> dict[str, dict[str, Any]]:
         """The options of this method (and of components it ran), by component name: what

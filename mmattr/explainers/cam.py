@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..adapters.base import Adapter
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, arg
 from ..options import option
 from ._common import MapExplainer, MapResult, cosine, to_image_space
 from .base import ProgressFn, register_explainer
@@ -71,9 +71,9 @@ def get_layer(model: nn.Module, path: str) -> nn.Module:
             else:
                 module = getattr(module, part)
         except (AttributeError, IndexError):
-            raise InputError(f"--layer {path!r}: the model has no submodule {part!r} there") from None
+            raise InputError(f"{arg('layer', path)}: the model has no submodule {part!r} there") from None
     if not isinstance(module, nn.Module):
-        raise InputError(f"--layer {path!r} is not a module")
+        raise InputError(f"{arg('layer', path)} is not a module")
     return module
 
 
@@ -115,7 +115,7 @@ def auto_layer(model: nn.Module, adapter: Adapter) -> str:
         for handle in handles:
             handle.remove()
     if not order:
-        raise ModelError("no layer with a spatial activation was found; name one with --layer")
+        raise ModelError(f"no layer with a spatial activation was found; name one with {arg('layer')}")
     return order[-1]
 
 
@@ -126,11 +126,11 @@ def as_grid(act: torch.Tensor, adapter: Adapter) -> torch.Tensor:
         return act
     if act.dim() != 3:
         raise ModelError(f"the CAM layer's output has shape {tuple(act.shape)}; "
-                         "pick a convolutional or transformer-block layer with --layer")
+                         f"pick a convolutional or transformer-block layer with {arg('layer')}")
     grid = adapter.token_grid()
     if grid is None:
         raise ModelError(f"model {adapter.spec!r} does not say its token grid "
-                         "(Adapter.token_grid); pick a convolutional layer with --layer")
+                         f"(Adapter.token_grid); pick a convolutional layer with {arg('layer')}")
     gh, gw = grid[0], grid[1]
     extra = act.shape[1] - gh * gw  # the prefix tokens (class, distillation, registers)
     if extra < 0:

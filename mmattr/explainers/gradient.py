@@ -62,8 +62,8 @@ class SaliencyExplainer(MapExplainer):
 
 @register_explainer("ig")
 class IntegratedGradientsExplainer(MapExplainer):
-    """Integrated Gradients from a black image, 50 steps by default (Captum's Gauss-Legendre
-    rule), summed over colour channels.
+    """Integrated Gradients from the fill (Captum's baseline; black by default), 50 steps by
+    default (Captum's Gauss-Legendre rule), summed over colour channels.
 
     Ref. Sundararajan et al., "Axiomatic Attribution for Deep Networks", ICML 2017.
     """
@@ -79,13 +79,16 @@ class IntegratedGradientsExplainer(MapExplainer):
         attr = _captum()
         steps = self.opts.steps
         x = image_tensor(image, adapter.device)
+        fill = self.fill_for(image, adapter.device)
+        baseline = torch.zeros_like(x) if fill is None else fill[None]
         ig = attr.IntegratedGradients(score_fn(adapter, target_emb))
         with torch.enable_grad():
-            maps, delta = ig.attribute(x, baselines=torch.zeros_like(x), n_steps=steps,
+            maps, delta = ig.attribute(x, baselines=baseline, n_steps=steps,
                                        internal_batch_size=self.config.batch_size,
                                        return_convergence_delta=True)
         return MapResult(maps[0].sum(0).detach().cpu().numpy(), forward_passes=steps,
-                         settings={"score": "cosine", "steps": steps, "baseline": "black",
+                         settings={"score": "cosine", "steps": steps,
+                                   "baseline": self.config.fill,
                                    "reduce": "sum over channels",
                                    "convergence_delta": float(delta.abs().max()),
                                    "implementation": "captum.attr.IntegratedGradients"})

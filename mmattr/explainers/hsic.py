@@ -44,7 +44,8 @@ def hsic_scores(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @register_explainer("hsic")
 class HsicExplainer(MapExplainer):
     """7×7 grid, 1,536 binary Latin-hypercube designs (the defaults), perturbed input x·M
-    (cells on black); the grid's HSIC map is resized bicubically to the image.
+    (cells on the fill, black by default); the grid's HSIC map is resized bicubically to the
+    image.
     """
 
     name = "hsic"
@@ -62,7 +63,8 @@ class HsicExplainer(MapExplainer):
         labels = grid_labels(H, W, g, g)
         dev = adapter.device
         x = binary_lhs(designs, g * g, seeded_generator(self.config.seed, dev), dev)
-        y, passes = _region_scores(image, labels, adapter, target_emb, x, self.config.batch_size)
+        y, passes = _region_scores(image, labels, adapter, target_emb, x, self.config.batch_size,
+                                   self.fill_for(image, dev))
         values = hsic_scores(x, y).float()
         sal = F.interpolate(values.view(1, 1, g, g), size=(H, W), mode="bicubic",
                             align_corners=False)[0, 0]
@@ -70,4 +72,4 @@ class HsicExplainer(MapExplainer):
                          region_values=values.cpu().numpy(),
                          settings={"grid": g, "designs": designs, "sampler": "binary LHS",
                                    "input_kernel": "dirac", "output_kernel": "rbf, width median",
-                                   "fill": "black", "score": "cosine"})
+                                   "fill": self.config.fill, "score": "cosine"})

@@ -2,7 +2,8 @@
 
 All score batches of perturbed images under inference mode, composed on the device and chunked
 by ``batch_size``; the samples are drawn up front from ``seed``, so results do not depend on
-the batch size. Hidden regions are black (0 in pixel space), as in SMDL's masked images.
+the batch size. Hidden regions take the configured fill (black by default: 0 in pixel space),
+as in SMDL's masked images.
 """
 
 from __future__ import annotations
@@ -32,11 +33,17 @@ def _feature_labels(config, image: np.ndarray
     return divider.divide(image), cfg.division, divider.resolved_options()
 
 
+def _feature_components(method: str, config) -> set[str]:
+    """LIME's / Kernel SHAP's components: the method and its feature division."""
+    name = config.division.partition(":")[0]
+    return {method, "slico" if name == "prior" else name}
+
+
 def _region_scores(image: np.ndarray, labels: np.ndarray, adapter: Adapter,
-                   target_emb: torch.Tensor, subsets: torch.Tensor, batch_size: int
-                   ) -> tuple[torch.Tensor, int]:
-    """Cosine to the target of each (M, N) subset shown on black."""
-    stack = RegionStack(image, labels, adapter, batch_size=batch_size)
+                   target_emb: torch.Tensor, subsets: torch.Tensor, batch_size: int,
+                   fill: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """Cosine to the target of each (M, N) subset shown on the fill (None: black)."""
+    stack = RegionStack(image, labels, adapter, batch_size=batch_size, fill=fill)
     emb, _ = stack.embed(subsets, masked_out=False)
     return emb @ target_emb.to(emb.dtype), stack.forward_passes
 
@@ -117,6 +124,10 @@ class LimeExplainer(MapExplainer):
 
     name = "lime"
 
+    @classmethod
+    def components(cls, config) -> set[str]:
+        return _feature_components(cls.name, config)
+
     @dataclass(frozen=True)
     class Options:
         samples: int = option(1000, "perturbed samples (forward passes)", min=1)
@@ -132,13 +143,14 @@ class LimeExplainer(MapExplainer):
         gen = seeded_generator(self.config.seed, adapter.device)
         z = torch.randint(0, 2, (o.samples, n), generator=gen, device=adapter.device).float()
         z[0] = 1
-        y, passes = _region_scores(image, labels, adapter, target_emb, z, self.config.batch_size)
+        y, passes = _region_scores(image, labels, adapter, target_emb, z, self.config.batch_size,
+                                   self.fill_for(image, adapter.device))
         coef, _ = weighted_ridge(z, y, lime_kernel(z, o.kernel_width), o.alpha)
         values = coef.float().cpu().numpy()
         return MapResult(values[labels], passes, regions=labels, region_values=values,
                          settings={"samples": o.samples, "kernel_width": o.kernel_width,
                                    "alpha": o.alpha, "features": f"{division} ({n} regions)",
-                                   "fill": "black", "score": "cosine"}, options=used)
+                                   "fill": self.config.fill, "score": "cosine"}, options=used)
 
 
 @register_explainer("kernelshap")
@@ -154,6 +166,10 @@ class KernelShapExplainer(MapExplainer):
 
     name = "kernelshap"
 
+    @classmethod
+    def components(cls, config) -> set[str]:
+        return _feature_components(cls.name, config)
+
     @dataclass(frozen=True)
     class Options:
         samples: int = option(1000, "coalitions sampled (forward passes)", min=3)
@@ -167,13 +183,13 @@ class KernelShapExplainer(MapExplainer):
                                             seeded_generator(self.config.seed, dev), dev)
         ends = torch.stack([torch.zeros(n, device=dev), torch.ones(n, device=dev)])
         y, passes = _region_scores(image, labels, adapter, target_emb, torch.cat([ends, z]),
-                                   self.config.batch_size)
+                                   self.config.batch_size, self.fill_for(image, dev))
         phi = kernel_shap_values(z.cpu(), y[2:].cpu(), weights.cpu(), float(y[0]), float(y[1]))
         values = phi.float().numpy()
         return MapResult(values[labels], passes, regions=labels, region_values=values,
                          settings={"samples": int(z.shape[0]) + 2, "exact": exact,
-                                   "features": f"{division} ({n} regions)", "fill": "black",
-                                   "score": "cosine"}, options=used)
+                                   "features": f"{division} ({n} regions)",
+                                   "fill": self.config.fill, "score": "cosine"}, options=used)
 
 
 #: RISE masks composed and summed per block: a fixed size, so the map does not depend on the
@@ -222,6 +238,8 @@ class RiseExplainer(MapExplainer):
         s, n_masks, p1 = self.opts.grid, self.opts.masks, self.opts.p1
         with torch.inference_mode():
             base = adapter.preprocess.geometry(image_tensor(image, dev))
+            fill = self.fill_for(image, dev)  # at the model input, as the image
+            fill = adapter.preprocess.geometry(fill[None]) if fill is not None else None
         h, w = base.shape[-2:]
         gen = seeded_generator(self.config.seed, dev)
         grids = (torch.rand(n_masks, s, s, generator=gen, device=dev) < p1).float()
@@ -237,7 +255,7 @@ class RiseExplainer(MapExplainer):
                 masks = rise_masks(grids[start:start + block], shifts[start:start + block], (h, w))
                 f = score_masked(base, masks, adapter, lambda e: e @ target_emb.to(e.dtype)
                                  / e.norm(dim=-1).clamp(min=1e-12), self.config.batch_size,
-                                 model_space=True)
+                                 model_space=True, fill=fill)
                 sal += torch.einsum("b,bhw->hw", f, masks)
                 if progress is not None:
                     progress(min(start + block, n_masks), n_masks)
@@ -245,5 +263,5 @@ class RiseExplainer(MapExplainer):
             sal = to_image_space(sal, adapter, image.shape[:2])
         return MapResult(sal.cpu().numpy(), n_masks,
                          settings={"masks": n_masks, "grid": s, "p1": p1,
-                                   "mask_resolution": [int(h), int(w)], "fill": "black",
+                                   "mask_resolution": [int(h), int(w)], "fill": self.config.fill,
                                    "score": "cosine"})

@@ -29,6 +29,8 @@ class SMDLExplainer(Explainer):
     """Divide, then order the sub-regions greedily by the SMDL objective."""
 
     name = "smdl"
+    uses_division = True
+    uses_search = True
 
     def explain(self, image: np.ndarray, target: Target, adapter: Adapter,
                 progress: ProgressFn | None = None) -> Explanation:
@@ -45,7 +47,8 @@ class SMDLExplainer(Explainer):
             vocab_emb = vocab.embeddings if vocab is not None else None
             target_index = vocab.target_index if vocab is not None else None
 
-            stack = RegionStack(image, labels, adapter, batch_size=cfg.batch_size)
+            stack = RegionStack(image, labels, adapter, batch_size=cfg.batch_size,
+                                fill=self.fill_for(image, adapter.device))
             # F(s_i) costs N passes; only the effectiveness term needs it.
             region_emb = (stack.embed_regions() if cfg.weights.effectiveness != 0
                           else torch.eye(stack.n, device=adapter.device))

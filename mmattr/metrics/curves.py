@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+# one fill for the metrics, the explainers and the curves (re-exported: mmattr.metrics.fill_image)
+from ..fill import FILLS, fill_image
 from ..ranking import pixel_rank
 from .base import EvalContext, Metric, MetricSkipped, ScoreFn, auc, register_metric
 from .scoring import image_tensor
 
-FILLS = ("black", "blur", "mean")
 #: steps of the pixel-level insertion / deletion curves: the metrics' default, and the curves
 #: every explanation writes (so explanation.json's AUC equals the ``insertion`` metric)
 PIXEL_CURVE_STEPS = 20
@@ -40,20 +41,6 @@ def saliency_2d(saliency: np.ndarray | torch.Tensor, hw: tuple[int, int],
     return torch.nan_to_num(s, nan=0.0)
 
 
-def fill_image(image: torch.Tensor, fill: str) -> torch.Tensor:
-    """The baseline hidden pixels take: black, the image's mean colour, or a Gaussian blur
-    (kernel 11, σ 5, the RISE authors' insertion start)."""
-    if fill == "black":
-        return torch.zeros_like(image)
-    if fill == "mean":
-        return image.mean(dim=(-2, -1), keepdim=True).expand_as(image).clone()
-    if fill == "blur":
-        from torchvision.transforms.functional import gaussian_blur
-
-        return gaussian_blur(image[None], kernel_size=[11, 11], sigma=[5.0, 5.0])[0]
-    raise InputError(f"unknown fill {fill!r}; use {', '.join(FILLS)}")
-
-
 def step_counts(n_pixels: int, steps: int) -> list[int]:
     if steps < 1:
         raise InputError(f"steps must be at least 1, got {steps}")
@@ -62,13 +49,15 @@ def step_counts(n_pixels: int, steps: int) -> list[int]:
 
 def perturbation_curve(score_fn: ScoreFn, image: np.ndarray | torch.Tensor,
                        saliency: np.ndarray | torch.Tensor, mode: str = "insertion",
-                       steps: int = PIXEL_CURVE_STEPS, fill: str = "black", chunk: int = 16,
-                       device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       steps: int = PIXEL_CURVE_STEPS, fill: str | torch.Tensor = "black",
+                       chunk: int = 16, device: torch.device | str | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-level insertion or deletion curve of any map: (x = fraction of pixels, scores).
 
     Insertion starts from the fill and reveals the most salient pixels first; deletion starts
-    from the image and hides them first. The perturbed images are built on the device, `chunk`
-    steps at a time, and handed to `score_fn` as one batch per chunk.
+    from the image and hides them first. `fill` is a named fill (`mmattr.fill`) or the
+    (3, H, W) baseline itself. The perturbed images are built on the device, `chunk` steps at
+    a time, and handed to `score_fn` as one batch per chunk.
     """
     if mode not in ("insertion", "deletion"):
         raise InputError(f"mode must be insertion or deletion, got {mode!r}")
@@ -77,7 +66,7 @@ def perturbation_curve(score_fn: ScoreFn, image: np.ndarray | torch.Tensor,
     img = image_tensor(image, dev)
     hw = tuple(img.shape[-2:])
     rank = pixel_rank(saliency_2d(saliency, hw, dev))
-    base = fill_image(img, fill)
+    base = fill.to(dev, img.dtype) if isinstance(fill, torch.Tensor) else fill_image(img, fill)
     counts = step_counts(rank.numel(), steps)
     ys = []
     with torch.inference_mode():

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..adapters.base import Adapter
-from ..errors import InputError
+from ..errors import InputError, arg
 from ..objective import target_match
 from ..targets import Target
 from ..vocabulary import build_vocabulary
@@ -51,8 +51,9 @@ class TargetScore:
         if score == "auto":  # as the explanations' curves: probability when there are classes
             self.score = "probability" if self.vocab_emb is not None else "cosine"
         if score == "probability" and self.vocab_emb is None:
-            raise InputError("the probability score needs a vocabulary (--vocabulary FILE, or a "
-                             "model with a default one); use --score cosine otherwise")
+            raise InputError(f"the probability score needs a vocabulary "
+                             f"({arg('vocabulary', 'FILE')}, or a model with a default one); "
+                             f"use {arg('score', 'cosine')} otherwise")
 
     def _vocabulary(self, target: Target, spec: str | None) -> None:
         # The explainers build theirs the same way, so their curves and these metrics agree.

@@ -120,6 +120,17 @@ class Interpretation:
     accuracy_labels: float | None  # ACU-GT: covered references whose label is x's class
     settings: dict[str, Any] = field(default_factory=dict)
 
+    # notebook display: the region's numbers and heat map, never the arrays
+    def __repr__(self) -> str:
+        from ..display import interpretation_repr
+
+        return interpretation_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..display import interpretation_html
+
+        return interpretation_html(self)
+
     def to_json(self, fit: RIFit, top: int = 50) -> dict[str, Any]:
         names = fit.meta["class_names"]
         return {

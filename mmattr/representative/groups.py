@@ -27,6 +27,11 @@ class GroupInterpretation:
     summary: dict[str, Any]                # interpretation.json content (empty on error)
     error: str | None = None
 
+    def _repr_html_(self) -> str:
+        from ..display import group_html
+
+        return group_html(self)
+
 
 def interpretations_for_groups(adapter: Adapter, images: Sequence[np.ndarray],
                                labels: Sequence[str | None] | None = None,

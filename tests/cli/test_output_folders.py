@@ -174,27 +174,31 @@ def test_progress_lines_without_a_terminal(monkeypatch, capsys):
     assert capsys.readouterr().err == ""  # a quick run stays quiet
 
 
-def test_models_wraps_specs_at_80_columns():
+def test_models_reads_at_80_columns():
+    """At 80 columns one block per family (a five-column table folded every cell): each line
+    fits, every spec is there whole (wrapped only between words), the state is said once."""
     result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "80"}, terminal_width=80)
     assert result.exit_code == 0
-    assert "…" not in result.output
+    assert "…" not in result.output and "│" not in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
-    # Every spec is there in full once the folded lines of its cell are joined.
     from mmattr.adapters import list_model_families
 
-    cells: dict[str, str] = {}
-    family = None
+    specs: dict[str, str] = {}
+    family, in_spec = None, False
     for line in result.output.splitlines():
-        parts = [p.strip() for p in line.split("│")]
-        if len(parts) < 4:
-            continue
-        if parts[1]:
-            family = parts[1]
-            cells[family] = ""
-        if family:
-            cells[family] += parts[2]
+        if line and not line.startswith(" "):
+            family = line.split()[0]
+            assert line.count("(") == 1 and ("installed" in line)
+        elif line.startswith("  spec "):
+            specs[family], in_spec = line[len("  spec"):].strip(), True
+        elif line.startswith(" " * 9) and in_spec:
+            specs[family] += " " + line.strip()
+        else:
+            in_spec = False
     for row in list_model_families():
-        assert cells[row["name"]].replace(" ", "") == row["syntax"].replace(" ", ""), row["name"]
+        assert specs[row["name"]] == row["syntax"], row["name"]
+    wide = CliRunner().invoke(app, ["models"], env={"COLUMNS": "160"}, terminal_width=160)
+    assert "┃ family" in wide.output  # a wide console keeps the table
 
 
 def test_what_a_killed_save_leaves_is_recognised(tmp_path):

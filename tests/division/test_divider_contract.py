@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmattr.config import ExplainConfig
+from mmattr.config import ExplainConfig, GivenArrays
 from mmattr.division import DIVIDERS, DivisionContext, Divider, divider_from_config
 from mmattr.errors import InputError
+from mmattr.fill import digest
 from mmattr.targets import Target
 
 #: registered divisions the default run cannot build, each with the reason
@@ -22,6 +23,9 @@ SKIPPED = {
 }
 #: the --division value for names that take an argument (``prior:<method>``)
 SPECS = {"prior": "prior:hsic"}
+#: divisions given as an array from Python (``division=<label map>``): the array for an image
+ARRAYS = {"labels": lambda image: ((np.arange(image.shape[0])[:, None] // 5) * 16
+                                   + np.arange(image.shape[1])[None, :] // 5)}
 REGIONS = 12
 
 
@@ -36,6 +40,10 @@ def _config(name: str, **settings) -> ExplainConfig:
 
 
 def _divide(name, image, adapter, **settings) -> np.ndarray:
+    if name in ARRAYS:  # as `mmattr.explain(..., division=array)` sets it
+        labels = ARRAYS[name](image)
+        settings = {"division": f"{name}:{digest(labels)}",
+                    "arrays": GivenArrays(labels=labels), **settings}
     cfg = _config(name, **settings)
     context = DivisionContext(adapter, Target.from_text("a red disc"), cfg)
     return divider_from_config(cfg).divide(image, context)

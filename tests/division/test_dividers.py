@@ -100,7 +100,7 @@ def test_prior_errors():
 
 
 def test_sam_needs_checkpoint():
-    with pytest.raises(InputError, match="--sam-checkpoint"):
+    with pytest.raises(InputError, match="sam_checkpoint="):
         divider_from_config(ExplainConfig(division="sam"))
     with pytest.raises(InputError, match="not found"):
         divider_from_config(ExplainConfig(division="sam", sam_checkpoint="/nonexistent.pth")
