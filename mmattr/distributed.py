@@ -23,12 +23,10 @@ from typing import Any, Iterator, Sequence, TypeVar
 import torch
 
 T = TypeVar("T")
-_ALONE = 0  # > 0 inside `items_sharded()`: processes work on different items
 
 __all__ = ["world_size", "rank", "is_main_process", "is_distributed", "shard_bounds",
            "gather_rows", "shard_items", "gather_items", "wait_for_everyone", "process_out_dir",
-           "relaunch", "without_option", "items_sharded", "step_processes", "step_bounds",
-           "shutdown"]
+           "relaunch", "without_option", "step_bounds", "shutdown"]
 
 
 def _launched() -> bool:
@@ -107,38 +105,22 @@ def shard_bounds(count: int, index: int | None = None, size: int | None = None
     return start, min(count, start + per), per
 
 
-@contextmanager
-def items_sharded() -> Iterator[None]:
-    """Within this block each process explains its own items (`shard_items`), so a search step
-    is not split: the processes are on different images and must not meet in collectives."""
-    global _ALONE
-    _ALONE += 1
-    try:
-        yield
-    finally:
-        _ALONE -= 1
-
-
-def step_processes() -> int:
-    """How many processes share one search step's candidate batch."""
-    return 1 if _ALONE else world_size()
-
-
-def step_bounds(count: int) -> tuple[int, int]:
-    """This process's rows of a search step's `count` candidates (all of them when alone)."""
-    if step_processes() == 1:
+def step_bounds(count: int, processes: int) -> tuple[int, int]:
+    """This process's rows of a search step's `count` candidates shared by `processes`
+    processes (a `RunContext` says how many: all of them when 1)."""
+    if processes <= 1:
         return 0, count
     start, stop, _ = shard_bounds(count)
     return start, stop
 
 
-def gather_rows(local: torch.Tensor, count: int) -> torch.Tensor:
+def gather_rows(local: torch.Tensor, count: int, processes: int) -> torch.Tensor:
     """Concatenate every process's share (from `step_bounds`) into the full (count, ...) tensor.
 
     Shares are padded to equal length because collective gathers need equal shapes; the padding
     only ever sits past `count` and is dropped.
     """
-    if step_processes() == 1:
+    if processes <= 1:
         return local
     from accelerate.utils import gather
 
