@@ -171,6 +171,8 @@ def occlusion_predictions(adapter: Adapter, vocab_logits: Callable[[np.ndarray],
                 batch.clear()
 
     def without_object(image: np.ndarray, mask: np.ndarray, rng: int) -> np.ndarray:
+        if mask.all():  # the object is the whole image: nothing to impute from, all removed
+            return np.zeros_like(image)
         filled = noisy_linear_impute(image.astype(np.float64) / 255.0, mask, rng=rng)
         return np.clip(filled * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
