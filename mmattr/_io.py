@@ -24,7 +24,15 @@ def is_temp(name: str) -> bool:
 
 
 def umask() -> int:
-    """The process's umask (read by setting and restoring it: there is no getter)."""
+    """The process's umask: from /proc (Linux), else by setting and restoring it (there is no
+    getter; that briefly changes it, so it is the fallback: files are written from threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
