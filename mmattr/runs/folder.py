@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .._io import TMP_PREFIX, atomic_write, fix_tree_modes, is_temp, temp_dir
 from ..errors import InputError, from_cli
+from .records import RecordLog, launch_rank
 
 #: the marker file of a folder mmattr wrote (JSON: tool, version, command, settings, state,
 #: key, files)
@@ -50,17 +51,6 @@ LEGACY_MARKER = "run.json"
 
 __all__ = ["MARKER", "OutputFolder", "read_marker", "is_complete", "check_dataset_out",
            "launch_rank"]
-
-
-def launch_rank() -> int:
-    """This process's rank under a multi-process launch (0 otherwise), from the launcher's
-    environment, so checking a folder imports no torch."""
-    try:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        pass
-    return 0
 
 
 def _json(value: Any) -> Any:
@@ -189,8 +179,6 @@ class OutputFolder:
         self.state = self._check()
         self.log = None
         if records is not None:
-            from .records import RecordLog
-
             # Only the main process marks the folder; under a launch it does so before the
             # other processes append (see runs.work.run_items).
             self.log = RecordLog(self.out, records, record_key,

@@ -16,7 +16,18 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["RecordLog", "append_line", "record_key"]
+__all__ = ["RecordLog", "append_line", "record_key", "launch_rank"]
+
+
+def launch_rank() -> int:
+    """This process's rank under a multi-process launch (0 otherwise), from the launcher's
+    environment, so a record file's name (and checking a folder) imports no torch."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        pass
+    return 0
 
 
 def record_key(record: dict) -> tuple:
@@ -56,8 +67,6 @@ class RecordLog:
 
     @property
     def path(self) -> Path:
-        from .folder import launch_rank
-
         return self.path_for(launch_rank())
 
     def files(self) -> list[Path]:
