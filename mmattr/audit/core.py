@@ -1,6 +1,6 @@
 """`mmattr.audit`: zero-shot (or classifier-head) audit of an image set, end to end.
 
-read (mmattr.runner) → encode once, cached on disk → predict → measures, label issues,
+read (mmattr.runs) → encode once, cached on disk → predict → measures, label issues,
 failure slices, slice names → explanations for a budget of images (resumable records) →
 occlusion accuracy → report.html, audit.json, predictions.csv, slices.csv, PNG plots.
 """
