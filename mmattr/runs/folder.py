@@ -117,9 +117,13 @@ def _writable(folder: Path) -> bool:
     if not os.access(folder, os.W_OK | os.X_OK):
         return False
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=folder))
+        probe = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=folder)
     except OSError:
         return False
+    try:
+        os.rmdir(probe)
+    except OSError:  # another run's cleanup took it first: it was made, so writable
+        pass
     return True
 
 

@@ -121,7 +121,7 @@ def _kill_when(argv: list[str], env: dict[str, str], ready, delay: float = 0.0,
 
 # -- evaluate --num-processes 2 ----------------------------------------------------------------
 
-EVAL = ["--model", "demo", "--division", "grid", "--regions", "9", "--steps", "5",
+EVAL = ["--model", "demo", "--division", "grid", "--regions", "4", "--steps", "5",
         "--methods", "smdl,saliency", "--metrics", "insertion,pointing", "--no-plots"]
 
 
