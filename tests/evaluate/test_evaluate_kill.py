@@ -25,6 +25,9 @@ import pytest
 from typer.testing import CliRunner
 
 import toy_colour_model  # noqa: F401  (registers the toycolour model in this process)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kill"))
+from killlib import run_forked  # noqa: E402  (tests/kill: what the kill suites share)
 from mmattr._io import is_temp
 from mmattr.cli.main import app
 from mmattr.datasets.shapes import export_dataset
@@ -46,21 +49,6 @@ def _lines_on_disk(out: Path) -> int:
     return n
 
 
-def _child(argv: list[str]) -> None:  # a forked child: the real command, then a hard exit
-    import torch
-
-    torch.set_num_threads(1)
-    sys.stdout = sys.stderr = open(os.devnull, "w")
-    code = 0
-    try:
-        app(argv, prog_name="mmattr", standalone_mode=False)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        code = 1
-    os._exit(code)
-
-
 class _Proc:
     """A running `mmattr evaluate`: a forked child of this process or a real subprocess."""
 
@@ -72,7 +60,7 @@ class _Proc:
             self.p = subprocess.Popen([sys.executable, str(SCRIPT), *argv], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
-            self.p = multiprocessing.get_context("fork").Process(target=_child, args=(argv,))
+            self.p = multiprocessing.get_context("fork").Process(target=run_forked, args=(argv,))
             self.p.start()
 
     def alive(self) -> bool:

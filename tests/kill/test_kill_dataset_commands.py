@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from killlib import run_forked
 from mmattr._io import is_temp
 from mmattr.cli.main import app
 from mmattr.datasets.shapes import export_dataset
@@ -85,26 +86,10 @@ def _no_temp_left(out: Path) -> None:
     assert not left, f"temporary entries left: {left}"
 
 
-def _child(argv: list[str], env: dict[str, str]) -> None:  # a forked child: the real command
-    import torch
-
-    torch.set_num_threads(1)
-    os.environ.update(env)
-    sys.stdout = sys.stderr = open(os.devnull, "w")
-    code = 0
-    try:
-        app(argv, prog_name="mmattr", standalone_mode=False)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        code = 1
-    os._exit(code)
-
-
 def _kill_when(argv: list[str], env: dict[str, str], ready, delay: float = 0.0,
                timeout: float = 300) -> bool:
     """Fork the command, SIGKILL it `delay` s after ``ready()``; False if it ended first."""
-    proc = multiprocessing.get_context("fork").Process(target=_child, args=(argv, env))
+    proc = multiprocessing.get_context("fork").Process(target=run_forked, args=(argv, env))
     proc.start()
     deadline = time.monotonic() + timeout
     while proc.is_alive() and time.monotonic() < deadline and not ready():
