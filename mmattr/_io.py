@@ -86,7 +86,17 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write text (UTF-8) or bytes to `path` atomically."""
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None:
+    """Write text (UTF-8) or bytes to `path` atomically. `mode`: the file's permission bits
+    (default: what the umask asks for, read per call; a writer of many files passes its own)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=TMP_PREFIX, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            os.fchmod(f.fileno(), (0o666 & ~umask()) if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

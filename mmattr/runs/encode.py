@@ -3,12 +3,14 @@ model.
 
 A pool of reader threads (`default_workers`: one per core the process may use, at most 8)
 reads each file once, hashes it (the store key), decodes it, checks its mask by the dataset's
-one rule and, on the CPU, preprocesses it to model input; they stay a batch ahead of the model
-(bounded memory: about one batch of decoded images plus one of model input). The main thread
-only stacks a batch and runs the encoder, so on a machine with a core to spare the stage runs
-at nearly the encoder's own speed (benchmarks/bench_audit.py). Vectors found in the store are
-read by the threads too; new ones are written to it by one writer thread. On a GPU the threads
-hand over uint8 pixels and the preprocessing runs on the device.
+one rule and, on the CPU, preprocesses it to model input, a batch ahead of the model (bounded
+memory: about one batch of model input in flight); decoding and resizing release the
+interpreter lock. The main thread only stacks a batch and runs the encoder. Vectors found in
+the store are read by the readers too; new ones are written to it a batch at a time by one
+writer thread. On a GPU the readers hand over uint8 pixels and the preprocessing runs on the
+device. (Worker processes, a torch DataLoader's, were measured too: on the 2-core benchmark
+machine they were slower than threads, by what it costs to move each image between
+processes.)
 
 Under a multi-process launch each process encodes its share and every process returns the
 whole set (through the store, or gathered when there is none).
@@ -34,7 +36,7 @@ __all__ = ["Encoded", "encode_items", "default_workers"]
 
 
 def default_workers() -> int:
-    """Reader threads: one per core this process may run on, at most 8."""
+    """Readers: one per core this process may run on, at most 8."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -55,11 +57,50 @@ class Encoded:
     seconds: float = 0.0
 
 
-# what a reader thread hands the model thread: (index, digest or None, payload)
+# what a reader hands the model: (index, digest or None, payload)
 #   digest None: payload is the reason the item is bad
 #   payload an ndarray of shape (D,): a vector read from the store
 #   payload a tensor / uint8 array: model input (CPU) / pixels (GPU) to encode
 _Prepared = tuple[int, "str | None", Any]
+
+
+class _Reader:
+    """Prepares one item for the model (in a reader thread)."""
+
+    def __init__(self, preprocess: Any, on_cpu: bool, cache: EmbeddingStore | None,
+                 key: str) -> None:
+        self.preprocess, self.on_cpu, self.cache, self.key = preprocess, on_cpu, cache, key
+
+    def __call__(self, pair: tuple[int, DataItem]) -> _Prepared:
+        import torch
+
+        i, it = pair
+        try:
+            data = it.path.read_bytes()
+        except OSError as exc:
+            return i, None, f"cannot read image {it.path}: {exc.strerror or exc}"
+        digest = hashlib.blake2b(data, digest_size=20).hexdigest()
+        vec = self.cache.get(self.key, digest) if self.cache is not None else None
+        if vec is not None and it.mask_path is None:
+            return i, digest, vec
+        try:
+            image = _decode(data, it)
+            if it.mask_path is not None:
+                load_mask(it.mask_path, image.shape[:2])  # the one rule: a bad mask, a bad item
+        except ItemError as exc:
+            return i, None, str(exc)
+        if vec is not None:
+            return i, digest, vec
+        if not self.on_cpu:
+            return i, digest, image
+        with torch.inference_mode():
+            return i, digest, self.preprocess(torch.from_numpy(image)[None])[0]
+
+
+def _read(pairs: list, reader: _Reader, workers: int, batch_size: int) -> Iterator[_Prepared]:
+    """Every pair prepared, in order, a batch ahead of the consumer."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="mmattr-read") as pool:
+        yield from _prefetch(pool, reader, pairs, ahead=batch_size + 2 * workers)
 
 
 def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingStore | None = None,
@@ -81,29 +122,7 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingSto
     indexed = list(enumerate(items))
     mine = distributed.shard_items(indexed)
     on_cpu = getattr(adapter.device, "type", "cpu") == "cpu"
-
-    def prepare(pair: tuple[int, DataItem]) -> _Prepared:
-        i, it = pair
-        try:
-            data = it.path.read_bytes()
-        except OSError as exc:
-            return i, None, f"cannot read image {it.path}: {exc.strerror or exc}"
-        digest = hashlib.blake2b(data, digest_size=20).hexdigest()
-        vec = cache.get(key, digest) if cache is not None else None
-        if vec is not None and it.mask_path is None:
-            return i, digest, vec
-        try:
-            image = _decode(data, it)
-            if it.mask_path is not None:
-                load_mask(it.mask_path, image.shape[:2])  # the one rule: a bad mask, a bad item
-        except ItemError as exc:
-            return i, None, str(exc)
-        if vec is not None:
-            return i, digest, vec
-        if not on_cpu:
-            return i, digest, image
-        with torch.inference_mode():
-            return i, digest, adapter.preprocess(torch.from_numpy(image)[None])[0]
+    reader = _Reader(adapter.preprocess, on_cpu, cache, key)
 
     local: list[tuple[int, str | None, str]] = []   # (index, digest or None, bad reason)
     vectors: dict[str, np.ndarray] = {}              # digest -> vector (this process's)
@@ -120,6 +139,7 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingSto
         groups: dict[tuple, list[int]] = {}
         for j, (_, x) in enumerate(batch):
             groups.setdefault(tuple(x.shape), []).append(j)
+        fresh: list[tuple[str, np.ndarray]] = []
         with torch.inference_mode(), adapter.autocast():
             for idx in groups.values():
                 if on_cpu:
@@ -129,10 +149,10 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingSto
                     x = adapter.preprocess(pixels.to(adapter.device))
                 rows = adapter.encode_images(x).float().cpu().numpy()  # one copy per batch
                 for j, row in zip(idx, rows):
-                    digest = batch[j][0]
-                    vectors[digest] = row
-                    if cache is not None:
-                        writes.append(writer.submit(cache.put, key, digest, row))
+                    vectors[batch[j][0]] = row
+                    fresh.append((batch[j][0], row))
+        if cache is not None:  # one write task per batch: little for the writer to ask
+            writes.append(writer.submit(cache.put_many, key, fresh))
         encoded += len(batch)
         batch.clear()
         waiting.clear()
@@ -140,10 +160,8 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingSto
     done = 0
     if progress is not None:
         progress(0, len(mine))
-    with ThreadPoolExecutor(workers, thread_name_prefix="mmattr-read") as pool, \
-            ThreadPoolExecutor(1, thread_name_prefix="mmattr-store") as writer:
-        ahead = batch_size + 2 * workers  # a batch ahead of the model, so it never waits
-        for i, digest, got in _prefetch(pool, prepare, mine, ahead):
+    with ThreadPoolExecutor(1, thread_name_prefix="mmattr-store") as writer:
+        for i, digest, got in _read(mine, reader, workers, batch_size):
             if digest is None:
                 local.append((i, None, got))
             else:
@@ -151,7 +169,7 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingSto
                 if digest in vectors or digest in waiting:
                     pass  # the same bytes as an earlier image: encoded once
                 elif isinstance(got, np.ndarray) and got.ndim == 1:
-                    vectors[digest] = got  # read from the store by the thread
+                    vectors[digest] = got  # read from the store by the reader
                 else:
                     batch.append((digest, got))
                     waiting.add(digest)
@@ -220,7 +238,7 @@ def _decode(data: bytes, item: DataItem) -> np.ndarray:
     from ..image import decode_image_bytes
 
     try:
-        return np.array(decode_image_bytes(data, item.path))
+        return decode_image_bytes(data, item.path)  # contiguous and writable already
     except InputError as exc:
         raise ItemError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure skips the item, not the run

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._io import atomic_write, is_temp
+from .._io import atomic_write, is_temp, umask
 from ..errors import InputError
 
 __all__ = ["default_cache_dir", "EmbeddingStore", "EmbeddingCache", "model_key",
@@ -105,6 +105,9 @@ class EmbeddingStore:
         self.max_bytes = int(max_bytes)
         self.hits = 0
         self.misses = 0
+        self._headers: dict[tuple, bytes] = {}
+        self._folders: set[Path] = set()
+        self._mode: int | None = None
 
     def check(self) -> "EmbeddingStore":
         """One line now, before any work, when the folder cannot be used."""
@@ -132,8 +135,12 @@ class EmbeddingStore:
     def put_bytes(self, namespace: str, digest: str, suffix: str, data: bytes) -> Path:
         path = self.path(namespace, digest, suffix)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data)
+            if path.parent not in self._folders:  # one mkdir per folder, not per entry
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(path.parent)
+            if self._mode is None:
+                self._mode = 0o666 & ~umask()  # read once: entries are written by the thousand
+            atomic_write(path, data, self._mode)
         except OSError as exc:
             raise InputError(f"cannot write the cache folder {self.root}: "
                              f"{exc.strerror or exc}; set MMATTR_CACHE (or --cache-dir) to a "
@@ -153,9 +160,23 @@ class EmbeddingStore:
         return vec
 
     def put(self, namespace: str, digest: str, vector: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(vector, dtype=np.float32), allow_pickle=False)
-        self.put_bytes(namespace, digest, ".npy", buf.getvalue())
+        self.put_bytes(namespace, digest, ".npy", self._npy(vector))
+
+    def put_many(self, namespace: str, rows: list[tuple[str, np.ndarray]]) -> None:
+        """`put` for a batch of (digest, vector) rows (one task for a writer thread)."""
+        for digest, vector in rows:
+            self.put(namespace, digest, vector)
+
+    def _npy(self, vector: np.ndarray) -> bytes:
+        """The .npy bytes of a float32 vector; the header is made once per shape (numpy's
+        writer costs more than the write itself for a vector of a few hundred floats)."""
+        v = np.ascontiguousarray(vector, dtype=np.float32)
+        header = self._headers.get(v.shape)
+        if header is None:
+            buf = io.BytesIO()
+            np.save(buf, v, allow_pickle=False)
+            header = self._headers[v.shape] = buf.getvalue()[: -v.nbytes or None]
+        return header + v.tobytes()
 
     @staticmethod
     def _touch(path: Path) -> None:
