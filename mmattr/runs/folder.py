@@ -235,10 +235,10 @@ class OutputFolder:
             names = [e.name for e in os.scandir(out)]
         except OSError as exc:
             raise InputError(f"cannot read {what} {out}: {exc.strerror or exc}") from None
+        state = self._classify(names)  # first: a folder of someone else's is not even probed
         if not os.access(out, os.W_OK | os.X_OK) or not _writable(out):
             raise InputError(f"cannot write into {what} {out}: it is read-only; choose another "
                              "folder")
-        state = self._classify(names)
         self._lock()
         return state
 
