@@ -91,6 +91,14 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.items)
 
+    def load(self, item: DataItem) -> "Loaded":
+        """The item's image and mask, by the one rule (`load_item`)."""
+        return load_item(item)
+
+    def digest(self, item: DataItem) -> str:
+        """The content hash of the item's image and mask (`item_digest`)."""
+        return item_digest(item)
+
 
 def dataset_identity(folder: str | os.PathLike) -> str:
     """What names "the same dataset" in an output folder's settings: its real path."""
