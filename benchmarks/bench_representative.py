@@ -21,7 +21,6 @@ ICCV 2021 (Table 1, Table 2).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

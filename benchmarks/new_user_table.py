@@ -3,7 +3,7 @@
 
     python benchmarks/new_user_table.py /tmp/sandbox   (a new or empty folder)
 """
-import os, sys, shutil, struct, zlib, json
+import os, sys, shutil, struct, zlib
 from pathlib import Path
 import numpy as np
 from PIL import Image

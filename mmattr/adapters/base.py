@@ -216,5 +216,5 @@ def split_spec(spec: str) -> tuple[str, str]:
     """``hf:/a/b`` → (``hf``, ``/a/b``); ``demo`` → (``demo``, ``'')."""
     if not spec or not spec.strip():
         raise InputError(f"the model spec is empty; try {arg('model', 'demo')}")
-    name, _, arg = spec.partition(":")
-    return name.strip(), arg.strip()
+    name, _, rest = spec.partition(":")
+    return name.strip(), rest.strip()

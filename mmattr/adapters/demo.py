@@ -10,7 +10,8 @@ import torch
 
 from pathlib import Path
 
-from ..errors import ModelError, arg
+from ..errors import ModelError
+from ..errors import arg as setting
 from .base import register_adapter
 from .base import Adapter
 
@@ -29,7 +30,7 @@ KINDS: dict[str, str] = {"demo": "clip", "demo-biased": "biased", "demo-classifi
 
 def _folder(name: str, arg: str):
     if arg:
-        raise ModelError(f"the {name} model takes no argument: use {arg('model', name)}")
+        raise ModelError(f"the {name} model takes no argument: use {setting('model', name)}")
     folder = MODEL_DIRS[name]
     if not (folder / "model.safetensors").is_file():
         raise ModelError(f"the {name} model is missing from {folder}; rebuild it with "

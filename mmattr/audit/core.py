@@ -147,17 +147,13 @@ def _one_per_image(items: list) -> tuple[list, int]:
     return kept, len(items) - len(kept)
 
 
-def _reference(ref: str | Adapter, s: AuditSettings, items: list, names: list[str], cache,
-               templates: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _reference(other: Adapter, s: AuditSettings, items: list, names: list[str], cache
+               ) -> tuple[np.ndarray, np.ndarray]:
     """A second model's (embeddings, predictions) over the same images and classes, for the
     label check; an image it cannot read is one line (the audited model just read it)."""
-    from ..adapters import load_adapter
-    from ..api import with_templates
     from ..runs.encode import encode_items
     from .predict import class_logits
 
-    other = with_templates(ref if isinstance(ref, Adapter) else load_adapter(ref, s.device, s.dtype),
-                           templates)
     enc = encode_items(other, items, cache=cache, batch_size=s.batch_size)
     if enc.bad:
         raise InputError(f"the reference model could not read {enc.bad[0].describe()}")
@@ -197,21 +193,46 @@ class Analysis:
         return self.checks.systematic_errors(self.confidence)
 
     def slice_of(self) -> np.ndarray:
-        """(N,) rank of the embedding slice each image is in (0: none)."""
+        """(N,) rank of the embedding slice each image is in (0: none); set-aside mistakes that
+        fall in a slice count as in it."""
         out = np.zeros(len(self.labels), dtype=int)
         for sl in reversed(self.slices):
             out[sl.members] = sl.rank
+            out[sl.aside] = sl.rank
         return out
 
 
+def _link(slices: list[Slice], meta: list[Slice]) -> None:
+    """Cross-links: an embedding slice is the same group as the first (best) metadata slice
+    whose members mostly coincide with its own (Jaccard ≥ 0.5: a slice of stars that are small
+    is not "the small objects"); a metadata slice is part of the first embedding slice that
+    holds at least half of it."""
+    for sl in slices:
+        sl.same_as = ""
+    for m in meta:
+        m.same_as = ""
+    for sl in slices:
+        members = set(sl.members.tolist())
+        for m in meta:
+            other = set(m.members.tolist())
+            both = len(members & other)
+            if both >= 0.5 * len(members | other) and not sl.same_as:
+                sl.same_as = m.title()
+            if both >= 0.5 * m.size and not m.same_as:
+                m.same_as = f"slice {sl.rank}"
+
+
 def _merge_explained(slices: list[Slice], correct: np.ndarray, typical: int) -> list[Slice]:
-    """Slices that one metadata value explains are one failure mode: merged, ranks renewed."""
+    """Slices that one metadata value explains (its first explanation, else the significant
+    metadata slice that holds at least half of each) are one failure mode: merged, ranks
+    renewed."""
     from .slices import combine
 
-    groups: dict[tuple, list[Slice]] = {}
+    groups: dict[str, list[Slice]] = {}
     for sl in slices:
         e = sl.explained_by[0] if sl.explained_by else None
-        groups.setdefault((e["column"], e["value"]) if e else ("", sl.rank), []).append(sl)
+        key = f"{e['column']} = {e['value']}" if e else sl.same_as or f"\0{sl.rank}"
+        groups.setdefault(key, []).append(sl)
     out = [g[0] if len(g) == 1 else combine(g, correct, typical) for g in groups.values()]
     out.sort(key=lambda sl: sl.rank)
     for r, sl in enumerate(out, 1):
@@ -259,16 +280,19 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
     meta = meta[: s.max_slices]
     for sl in slices:
         sl.explained_by = explain_by_columns(sl.members, columns or [])
+    _link(slices, meta)
     slices = _merge_explained(slices, correct, s.typical)
+    for sl in slices:  # a merged slice explained by its metadata slice, if now it is
+        sl.explained_by = sl.explained_by or explain_by_columns(sl.members, columns or [])
+    _link(slices, meta)
+    # A label-error candidate that falls, by its features, in a reported failure slice is that
+    # failure mode's mistake, not a label error, provided the mode is established by more of
+    # its own mistakes than the candidates it would take in: a mode fitted to a handful of
+    # mistakes is wide, and would swallow every image that looks unlike its label.
     for sl in slices:
-        members = set(sl.members.tolist())
-        for m in meta:
-            both = len(members & set(m.members.tolist()))
-            # the same group (the rule covers most of the slice), or a part of it
-            if both >= 0.5 * len(members) and not sl.same_as:
-                sl.same_as = m.title()
-            if both >= 0.5 * m.size and not m.same_as:
-                m.same_as = f"slice {sl.rank}"
+        sl.aside = sl.aside[checks.label_error[sl.aside]] if len(sl.aside) <= sl.errors \
+            else sl.aside[:0]
+        checks.demote(sl.aside)
     return Analysis(
         probs, preds, labels, correct, confidence,
         measures.per_class_accuracy(labels, preds, names), confusion,
@@ -362,6 +386,11 @@ def _audit(folder, dataset, data, items, folded, model, s, spec, ref, templates,
     adapter = with_templates(model if isinstance(model, Adapter)
                              else load_adapter(spec, s.device, s.dtype), templates)
     names = resolve_vocabulary(vocabulary, adapter, [it.label for it in items])
+    # the reference model is loaded before any work, so a bad spec costs nothing
+    ref_adapter = None
+    if ref is not None:
+        ref_adapter = with_templates(ref if isinstance(ref, Adapter)
+                                     else load_adapter(ref, s.device, s.dtype), templates)
     stage = (lambda name: (lambda d, t: progress(name, d, t))) if progress else (lambda name: None)
     cache = EmbeddingCache(s.cache_dir)
     enc_start = time.perf_counter()
@@ -378,8 +407,8 @@ def _audit(folder, dataset, data, items, folded, model, s, spec, ref, templates,
     logits = class_logits(adapter, enc.vectors, names, batch_size=s.batch_size)
     reference = None
     t_ref = time.perf_counter()
-    if ref is not None:
-        reference = _reference(ref, s, enc.items, names, cache, templates)
+    if ref_adapter is not None:
+        reference = _reference(ref_adapter, s, enc.items, names, cache)
     t_meta = time.perf_counter()
     from .metadata import dataset_columns, image_properties
 

@@ -22,6 +22,10 @@ and the model must not hold the label for a close runner-up (its second choice w
 against the label.
 
 Every other mistake is a *systematic model error* (the audit links each to its failure slice).
+Likely label errors are set aside while failure slices are looked for; one that then falls, by
+its features, in a reported slice is set back as that slice's model error (`LabelCheck.demote`),
+unless the slice would take in more of them than it has mistakes of its own (a mode fitted to a
+few mistakes is wide enough to swallow every image that looks unlike its label).
 With a reference model (``--reference-model``), the neighbours come from the reference's
 embedding space and the reference's own prediction must also contradict the label, so a flaw of
 the audited model cannot vouch for itself.
@@ -68,6 +72,19 @@ class LabelCheck:
     label_error: np.ndarray         # bool: a likely label error
     systematic: np.ndarray          # bool: a mistake that is not a likely label error
     score: np.ndarray               # ranking: likely label errors first, by mistakenness
+
+    #: candidates set back as model errors because they fall in a failure slice
+    demoted: np.ndarray = None  # type: ignore[assignment]
+
+    def demote(self, indices: np.ndarray) -> None:
+        """Set these label-error candidates back as systematic model errors (a failure slice
+        explains them): their ranking score drops to their mistakenness."""
+        idx = np.asarray(indices, dtype=np.int64)
+        idx = idx[self.label_error[idx]]
+        self.label_error[idx] = False
+        self.systematic[idx] = True
+        self.score[idx] = self.mistakenness[idx]
+        self.demoted = np.union1d(self.demoted if self.demoted is not None else [], idx).astype(np.int64)
 
     def label_errors(self, top: int | None = None) -> np.ndarray:
         """Indices of likely label errors, most mistaken first."""

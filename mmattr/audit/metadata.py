@@ -4,8 +4,8 @@ does significantly worse, and which column value explains an embedding slice.
 Columns: every scalar field of the manifest (strings, numbers, booleans; a string column with
 a different value on most lines, such as an id, is left out), the label (an ImageFolder's class
 folder), and cheap properties of each image: width, height, aspect ratio, brightness (mean
-luma, 0-255), contrast (luma standard deviation) and sharpness (variance of the Laplacian of
-luma). Numbers with more than `MAX_LEVELS` distinct values are cut at their quartiles (terciles
+luma, 0-255), contrast (luma standard deviation), sharpness (variance of the Laplacian of
+luma) and, where the manifest gives a mask, the object's area (the mask's share of the image). Numbers with more than `MAX_LEVELS` distinct values are cut at their quartiles (terciles
 below 200 images). Constant columns are left out.
 
 Candidates (SliceLine / Slice Finder style, equality predicates): every value with at least
@@ -33,23 +33,25 @@ from .measures import wilson_interval
 from .slices import Slice
 from .stats import group_vs_rest_p
 
-#: image properties computed for every image (cached with the embeddings)
-PROPERTIES = ("width", "height", "aspect", "brightness", "contrast", "sharpness")
+#: image properties computed for every image (cached with the embeddings); ``object_area``
+#: is the mask's share of the image (NaN without a mask)
+PROPERTIES = ("width", "height", "aspect", "brightness", "contrast", "sharpness", "object_area")
 #: the cache's key for the properties (bump when they change)
-PROPERTIES_KEY = "image-properties-v1"
+PROPERTIES_KEY = "image-properties-v2"
 #: numbers with more distinct values than this are binned at quantiles
 MAX_LEVELS = 6
 #: fields that are the dataset's structure, not metadata
 _STRUCTURE = {"image", "text", "mask", "label"}
 
 
-def _properties_of(image: np.ndarray) -> np.ndarray:
+def _properties_of(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     import cv2
 
     h, w = image.shape[:2]
     luma = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    area = float(mask.mean()) if mask is not None else float("nan")
     return np.array([w, h, w / max(h, 1), float(luma.mean()), float(luma.std()),
-                     float(cv2.Laplacian(luma, cv2.CV_32F).var())], dtype=np.float32)
+                     float(cv2.Laplacian(luma, cv2.CV_32F).var()), area], dtype=np.float32)
 
 
 def image_properties(items: Sequence, digests: Sequence[str], cache=None, workers: int = 2
@@ -57,7 +59,9 @@ def image_properties(items: Sequence, digests: Sequence[str], cache=None, worker
     """(N, 6) `PROPERTIES` of each item's image, read back from `cache` (an `EmbeddingCache`,
     keyed by content hash) when there, else computed by `workers` threads and stored. An image
     that cannot be read gets NaNs (it was read a moment ago by the encoder, so this is rare)."""
-    from ..runner import ItemError, load_item_image
+    from ..errors import MmattrError
+    from ..runner import load_item_image
+    from .why import load_mask
 
     out = np.full((len(items), len(PROPERTIES)), np.nan, dtype=np.float32)
 
@@ -68,9 +72,14 @@ def image_properties(items: Sequence, digests: Sequence[str], cache=None, worker
             out[i] = got
             return
         try:
-            vec = _properties_of(load_item_image(it))
-        except ItemError:
+            image = load_item_image(it)
+        except MmattrError:
             return
+        try:
+            mask = load_mask(str(it.mask_path), image.shape[:2]) if it.mask_path else None
+        except MmattrError:
+            mask = None  # the occlusion test lists a bad mask; the area is simply unknown
+        vec = _properties_of(image, mask)
         out[i] = vec
         if cache is not None:
             cache.put(PROPERTIES_KEY, digests[i], vec)

@@ -199,8 +199,11 @@ def render(ctx, classes: list, extras: list[dict]) -> str:
     sections come after the likely label errors."""
     import jinja2
 
+    from .stats import format_p
+
     env = jinja2.Environment(loader=jinja2.PackageLoader("mmattr.audit", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
+    env.filters["p"] = format_p  # p- and q-values as a person reads them
     shown = []
     for cls in classes:
         if cls.id not in ctx.computed:

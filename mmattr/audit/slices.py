@@ -18,7 +18,8 @@ How a slice is found (the default slicer, ``modes``):
 4. **Tests.** Each candidate is tested one-sided (binomial: more mistakes than at the rest's
    error rate); the audit controls the false-discovery rate (Benjamini-Hochberg) over every
    slice it tests, metadata slices included. A slice is kept when q ≤ ``alpha``, it has at least
-   max(min_support, min_fraction·N) images and it is at least ``min_drop`` below the rest.
+   max(min_support, min_fraction·N) images and ``min_errors`` mistakes, and it is at least
+   ``min_drop`` below the rest.
 5. **Merging.** Two candidates that share a failure signature (their mistakes' mean offsets
    point the same way, cosine ≥ ``merge_cosine``, or their mistakes fall in the same
    true → predicted cells, cosine of the cell counts ≥ 0.5) and whose error rates do not differ
@@ -149,6 +150,13 @@ def _loo_log_density(z: np.ndarray, fitted: np.ndarray, gm) -> np.ndarray:
     return (lp + np.log(n)).T
 
 
+def _component_log_density(gm, z: np.ndarray) -> np.ndarray:
+    """(C, N) log N(z | component c) of a fitted diagonal mixture."""
+    var = gm.covariances_ + 0.0
+    return -0.5 * (((z[None, :, :] - gm.means_[:, None, :]) ** 2) / var[:, None, :]
+                   + np.log(2 * np.pi * var[:, None, :])).sum(axis=-1)
+
+
 class Slicer(ABC):
     """Partitions a dataset's images into candidate slices; `fit` sees the features and which
     images the model got wrong. `n_slices` bounds the number of components (0: chosen by BIC)."""
@@ -170,6 +178,10 @@ class Slicer(ABC):
     def candidates(self) -> list[int]:
         """The components that are candidate failure slices (default: all of them)."""
         return sorted({int(c) for c in self.labels_})
+
+    def place(self, features: np.ndarray) -> np.ndarray:
+        """(M,) component of images not seen by `fit` (default: −1, none)."""
+        return np.full(len(features), -1, dtype=np.int64)
 
     def _max(self, n: int, default: int = 16) -> int:
         return max(1, min(self.n_slices or default, n))
@@ -193,9 +205,11 @@ class FailureModes(Slicer):
             self.modes_ = 0
             return self
         modes = bic_mixture(z[wrong], most, self.seed)
+        self.mixtures_ = [(modes, len(wrong))]
         parts = [_loo_log_density(z, wrong, modes)]
         if len(right) >= 2:
-            parts.append(_loo_log_density(z, right, bic_mixture(z[right], 16, self.seed)))
+            self.mixtures_.append((bic_mixture(z[right], 16, self.seed), len(right)))
+            parts.append(_loo_log_density(z, right, self.mixtures_[1][0]))
         logp = np.vstack(parts)
         best = logp.argmax(axis=0)
         m = modes.n_components
@@ -217,6 +231,16 @@ class FailureModes(Slicer):
 
     def candidates(self) -> list[int]:
         return [c for c in range(self.modes_) if (self.labels_ == c).any()]
+
+    def place(self, features: np.ndarray) -> np.ndarray:
+        """The most likely component of images the mixtures never saw (no leave-one-out
+        needed), by the same rule as `fit`'s members."""
+        if not self.modes_ or not len(features):
+            return np.full(len(features), -1, dtype=np.int64)
+        z = np.asarray(features, dtype=np.float64)
+        logp = np.vstack([np.log(gm.weights_ * size)[:, None]  # n_c, as in fit
+                          + _component_log_density(gm, z) for gm, size in self.mixtures_])
+        return np.minimum(logp.argmax(axis=0), self.modes_).astype(np.int64)
 
 
 @register_slicer("domino")
@@ -292,6 +316,10 @@ class Slice:
     explained_by: list[dict] = field(default_factory=list)
     #: the metadata slice it coincides with, if any
     same_as: str = ""
+    #: images set aside before the search (likely label errors) that fall in it by their
+    #: features; after the analysis, those set back as its model errors (not counted in its
+    #: tested numbers)
+    aside: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def title(self) -> str:
         """How a person names it: its metadata rule, else its best name, else 'unnamed'."""
@@ -312,7 +340,7 @@ class Slice:
                            "p_value": self.name_p[i] if i < len(self.name_p) else None}
                           for i, (p, s) in enumerate(self.names)],
                 "unnamed_reason": self.unnamed, "explained_by": list(self.explained_by),
-                "same_as_metadata": self.same_as,
+                "same_as_metadata": self.same_as, "set_aside_inside": len(self.aside),
                 "typical": [int(i) for i in self.typical]}
 
 
@@ -323,9 +351,11 @@ class SliceSettings:
     method: str = "modes"
     #: the most mixture components (failure modes + 1 for modes); 0: chosen by BIC up to 16
     n_components: int = 0
-    #: smallest slice: max(min_support, min_fraction · N) images
+    #: smallest slice: max(min_support, min_fraction · N) images, and at least min_errors
+    #: mistakes (a "pattern" of three mistakes is an anecdote, however small its p-value)
     min_support: int = 8
     min_fraction: float = 0.01
+    min_errors: int = 5
     #: smallest accuracy drop below the rest worth reporting
     min_drop: float = 0.10
     #: false-discovery rate over every slice tested
@@ -379,12 +409,17 @@ def slice_candidates(emb: np.ndarray, correct: np.ndarray, settings: SliceSettin
     # about five mistakes per feature axis: a mixture of 40 mistakes cannot carry 16 axes (BIC
     # would keep one component for everything), 400 can
     dims = int(np.clip((~ok).sum() // 5, 2, s.dims))
+    # features of every image (the set-aside ones too, to place them afterwards); the
+    # reference means use correct images only, which set-aside mistakes never are
     if labels is not None:
-        features = class_relative_features(emb[idx], np.asarray(labels)[idx], ok, dims, s.seed)
+        every = class_relative_features(emb, labels, correct, dims, s.seed)
     else:
-        features = embedding_features(emb[idx], dims, s.seed)
+        every = embedding_features(emb, dims, s.seed)
+    features = every[idx]
     slicer = SLICERS.get(s.method)(s.n_components, seed=s.seed, error_weight=s.error_weight)
     comp, dist = slicer.fit(features, ~ok).assign()
+    aside = np.flatnonzero(~keep)
+    placed = slicer.place(every[aside])
     groups = {c: np.flatnonzero(comp == c) for c in slicer.candidates()}
     cells = None
     if labels is not None and preds is not None:
@@ -392,23 +427,25 @@ def slice_candidates(emb: np.ndarray, correct: np.ndarray, settings: SliceSettin
         cells = (np.asarray(labels) * k + np.asarray(preds))[idx]
     groups = _merge(groups, features, ok, s.merge_cosine, cells)
     out = []
-    for c, (local, merged) in groups.items():
+    for c, (local, merged, parts) in groups.items():
         cand = _candidate(local, ok, dist, s.typical, c, merged)
         cand.members, cand.typical = idx[cand.members], idx[cand.typical]
+        cand.aside = aside[np.isin(placed, list(parts))]
         out.append(cand)
     return out
 
 
 def _merge(groups: dict[int, np.ndarray], features: np.ndarray, correct: np.ndarray,
            min_cos: float, cells: np.ndarray | None = None, min_cells: float = 0.5,
-           max_gap: float = 0.25) -> dict[int, tuple[np.ndarray, int]]:
+           max_gap: float = 0.25) -> dict[int, tuple[np.ndarray, int, set[int]]]:
     """Merge candidates that share a failure signature: their mistakes' mean feature offsets
     point the same way (cosine ≥ `min_cos`) or, with `cells` (each image's true → predicted
     cell id), their mistakes fall in the same confusion cells (cosine of the cell counts ≥
     `min_cells`); and their error rates do not differ (Fisher exact p > 0.05, or by less than
     `max_gap`: two total failures of one cause differ significantly at a few hundred images).
-    Greedy, most similar pair first, until no pair qualifies."""
-    cur = {c: (m, 1) for c, m in groups.items() if len(m)}
+    Greedy, most similar pair first, until no pair qualifies. Returns {component: (members,
+    how many were merged, the components merged)}."""
+    cur = {c: (m, 1, {c}) for c, m in groups.items() if len(m)}
 
     def signature(m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
         wrong = m[~correct[m]]
@@ -427,7 +464,7 @@ def _merge(groups: dict[int, np.ndarray], features: np.ndarray, correct: np.ndar
                          1e-12)
 
     while len(cur) > 1:
-        sig = {c: signature(m) for c, (m, _) in cur.items()}
+        sig = {c: signature(m) for c, (m, _, _) in cur.items()}
         best = None
         keys = sorted(cur)
         for i, a in enumerate(keys):
@@ -448,7 +485,8 @@ def _merge(groups: dict[int, np.ndarray], features: np.ndarray, correct: np.ndar
         if best is None:
             break
         _, a, b = best
-        cur[a] = (np.sort(np.concatenate([cur[a][0], cur[b][0]])), cur[a][1] + cur[b][1])
+        cur[a] = (np.sort(np.concatenate([cur[a][0], cur[b][0]])), cur[a][1] + cur[b][1],
+                  cur[a][2] | cur[b][2])
         del cur[b]
     return cur
 
@@ -474,19 +512,21 @@ def combine(slices: list[Slice], correct: np.ndarray, typical: int = 10) -> Slic
                  m - k, kind=first.kind, rest_accuracy=float(rest_acc),
                  p_value=group_vs_rest_p(m - k, m, errors_all, n_all),
                  q_value=float(max(sl.q_value for sl in slices)),
-                 merged=sum(sl.merged for sl in slices), explained_by=first.explained_by)
+                 merged=sum(sl.merged for sl in slices), explained_by=first.explained_by,
+                 same_as=first.same_as,
+                 aside=np.unique(np.concatenate([sl.aside for sl in slices])).astype(np.int64))
 
 
 def select_slices(candidates: list[Slice], n: int, settings: SliceSettings | None = None
                   ) -> list[Slice]:
-    """The candidates to report, best first: q ≤ alpha, at least `settings.support(n)` images,
-    a drop of at least `min_drop` below the rest, and not mostly (half or more of its members)
+    """The candidates to report, best first: q ≤ alpha, at least `settings.support(n)` images
+    and `min_errors` mistakes, a drop of at least `min_drop` below the rest, and not mostly (half or more of its members)
     inside a better one. Ranked by the drop that is certain at 95 % (rest − upper bound).
     q-values must be set (`benjamini_hochberg` over every candidate tested)."""
     s = settings or SliceSettings()
     support = s.support(n)
     ok = [c for c in candidates if np.isfinite(c.q_value) and c.q_value <= s.alpha
-          and c.size >= support and c.drop >= s.min_drop]
+          and c.size >= support and c.errors >= s.min_errors and c.drop >= s.min_drop]
     ok.sort(key=lambda sl: (-(sl.rest_accuracy - sl.ci_high), -sl.size))
     kept: list[Slice] = []
     for c in ok:

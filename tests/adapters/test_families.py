@@ -171,7 +171,6 @@ def test_offline_hub_id_fails_fast_in_one_line(spec, scene, monkeypatch):
 
 
 def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch):
-    from mmattr.adapters import hf
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")

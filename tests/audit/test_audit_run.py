@@ -135,3 +135,21 @@ def test_imagefolder_layout(tmp_path, monkeypatch):
     r = mmattr.audit(root, "demo", out=tmp_path / "out", explain_budget=0)
     assert r.summary["dataset"]["kind"] == "imagefolder" and r.summary["accuracy"]["n"] == 24
     assert r.summary["occlusion"] is None  # no masks: no occlusion test
+
+
+def test_reference_model_checks_the_labels(shapes_set, tmp_path, monkeypatch):
+    """`--reference-model` adds a second model's vote to the label check; its name is in the
+    settings and the label section says which check ran. A bad spec is one line, exit 2."""
+    monkeypatch.setenv("MMATTR_CACHE", str(tmp_path / "cache"))
+    runner = CliRunner()
+    out = tmp_path / "ref"
+    res = runner.invoke(app, ["audit", str(shapes_set), "--out", str(out), "--explain-budget",
+                              "0", "--reference-model", "demo-classifier"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "audit.json").read_text())
+    assert summary["settings"]["reference_model"] == "demo-classifier"
+    assert "reference model" in summary["label_issues"]["method"]
+    assert summary["findings"] and summary["findings"][0]["rank"] == 1
+    bad = runner.invoke(app, ["audit", str(shapes_set), "--out", str(tmp_path / "bad"),
+                              "--reference-model", "nope:thing"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

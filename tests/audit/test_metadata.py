@@ -102,7 +102,7 @@ def test_image_properties_hand_values_and_cache(tmp_path):
     assert got["width"] == 4 and got["height"] == 2 and got["aspect"] == 2.0
     assert got["brightness"] == pytest.approx(100, abs=0.5)
     assert got["contrast"] == pytest.approx(100, abs=0.5)
-    assert got["sharpness"] > 0
+    assert got["sharpness"] > 0 and np.isnan(got["object_area"])  # no mask
     path.unlink()  # read back from the cache, not the file
     np.testing.assert_allclose(image_properties(items, [digest], cache), props)
     # without a cache, an unreadable image gets NaNs and the rest goes on

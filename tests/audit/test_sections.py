@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-import pytest
 
 from mmattr.audit.sections import SECTIONS, Section, register_section, sections_in_order
 

@@ -99,3 +99,34 @@ def test_offsets_are_relative_to_the_correct_images_of_the_own_class():
     assert off[4] == pytest.approx([0.6, -0.2])
     # image 2 against image 3 only (itself left out)
     assert off[2] == pytest.approx([0.0, 0.0])
+
+
+def test_set_aside_images_are_placed_by_their_features():
+    """Images left out of the fit (likely label errors) are placed afterwards: one on the
+    failure mode goes to its slice, one among the correct images to none."""
+    emb, labels, preds, correct, cue = cue_world(8, per=50)
+    ignore = np.zeros(len(labels), bool)
+    on_mode = np.flatnonzero(cue & ~correct)[:2]
+    off_mode = np.flatnonzero(~cue & correct)[:2]
+    ignore[on_mode] = True
+    ignore[off_mode] = True
+    (top,) = find_slices(emb, correct, labels=labels, preds=preds, ignore=ignore)
+    assert not np.isin(np.flatnonzero(ignore), top.members).any()  # never tested members
+    assert set(on_mode) <= set(top.aside.tolist())
+    assert not set(off_mode) & set(top.aside.tolist())
+
+
+def test_a_label_error_candidate_inside_a_slice_is_set_back():
+    from mmattr.audit import label_issues
+
+    emb, labels, preds, correct, cue = cue_world(9, per=50)
+    probs = np.full((len(labels), 6), 0.01)
+    probs[np.arange(len(labels)), preds] = 0.95
+    check = label_issues.check_labels(emb, probs, labels)
+    forced = np.flatnonzero(cue & ~correct)[:3]
+    check.label_error[forced] = True
+    check.systematic[forced] = False
+    check.demote(forced)
+    assert not check.label_error[forced].any() and check.systematic[forced].all()
+    assert sorted(check.demoted.tolist()) == sorted(forced.tolist())
+    assert (check.score[forced] == check.mistakenness[forced]).all()

@@ -5,7 +5,6 @@ plot labels; and a fuzz suite of bad inputs (one line, exit 2, output location u
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -78,7 +78,8 @@ class Findings(Section):
             else:
                 head = f"Slice {row['rank']} (unnamed: {row['unnamed_reason']}): {_numbers(row)}"
             clauses = _why(row)
-            text = head + ("; " + "; ".join(clauses) if clauses else "") + f"; {row['summary']}."
+            summary = m["summary"] if m is not None else row["summary"]  # of the group named
+            text = head + ("; " + "; ".join(clauses) if clauses else "") + f"; {summary}."
             found.append({"kind": "slice", "slice": row["rank"], "section": "slices",
                           "weight": row["errors"], "statement": text,
                           "evidence": {k: row.get(k) for k in ("size", "accuracy", "rest_accuracy",
@@ -86,8 +87,10 @@ class Findings(Section):
         for m in meta:
             if m["title"] in linked or m["same_as_slice"]:
                 continue  # the same group as an embedding slice, or a part of one
+            part = "".join(f"; {x['share']:.0%} of it lies in slice {x['slice']} (“{x['title']}”)"
+                           for x in m.get("in_slices", []))
             found.append({"kind": "metadata", "section": "metadata", "weight": m["errors"],
-                          "statement": f"{m['title']}: {_numbers(m)}.",
+                          "statement": f"{m['title']}: {_numbers(m)}{part}.",
                           "evidence": {k: m[k] for k in ("size", "accuracy", "rest_accuracy",
                                                          "q_value", "rule")}})
         r = ctx.result

@@ -30,6 +30,7 @@ class LabelIssues(Section):
                    if c.reference_pred is not None else {})}
                for i in c.label_errors(ctx.settings.top_mistakes)]
         return {"flagged": int(c.label_error.sum()), "neighbours": c.k,
+                "set_back": 0 if c.demoted is None else len(c.demoted),
                 "method": "k nearest neighbours in embedding space"
                           + (" of the reference model, and its prediction"
                              if c.reference_pred is not None else ""),

@@ -28,6 +28,13 @@ class MetadataSlices(Section):
             # the embedding slice it is (or mostly lies in)
             inside = int(m.same_as.split()[-1]) if m.same_as.startswith("slice ") else None
             d["same_as_slice"] = embedded.get(m.title(), inside)
+            # how much of it the embedding slices hold: a value can stand for a slice's cause
+            # or merely go with it (the stars of a slice are also the smallest objects)
+            mine = set(m.members.tolist())
+            d["in_slices"] = [{"slice": sl.rank, "title": sl.title(),
+                               "share": len(mine & set(sl.members.tolist())) / max(m.size, 1)}
+                              for sl in r.slices]
+            d["in_slices"] = [x for x in d["in_slices"] if x["share"] >= 0.25]
             rows.append(d)
         return {"rows": rows, "columns": [{"name": c.name, "kind": c.kind,
                                            "values": len(set(c.values) - {None})}

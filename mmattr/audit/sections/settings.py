@@ -11,6 +11,7 @@ class Settings(Section):
     how = "How to read: everything needed to rerun this audit; every number is also in audit.json."
     order = 100
     key = "naming"
+    stores = "naming"  # the phrases kept, dropped and merged; the rows are in "settings"
 
     def compute(self, ctx: ReportContext) -> dict:
         s, summ = ctx.settings, ctx.summary
@@ -23,7 +24,7 @@ class Settings(Section):
                 ("label check", f"{ctx.result.checks.k} nearest neighbours"
                  + (f", reference model {s.reference_model}" if s.reference_model else "")),
                 ("slices", f"{sl.method}, FDR {sl.alpha}, min drop {sl.min_drop}, "
-                           f"min support {sl.support(len(ctx.items))}, "
+                           f"min support {sl.support(len(ctx.items))} images and {sl.min_errors} mistakes, "
                            f"{ctx.result.tested} hypotheses tested"),
                 ("names", f"{s.name_permutations} permutations, family-wise level {s.name_alpha}"),
                 ("explanations", f"{s.explain_method} {s.explain_division} "

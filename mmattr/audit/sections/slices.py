@@ -70,4 +70,5 @@ class Slices(Section):
         return {"slices": out, "plot": data_uri(png) if png else None,
                 "min_drop": ctx.settings.slices.min_drop, "alpha": ctx.settings.slices.alpha,
                 "support": ctx.settings.slices.support(len(ctx.items)),
+                "min_errors": ctx.settings.slices.min_errors,
                 "tested": r.tested, "note": " ".join(ctx.notes)}
