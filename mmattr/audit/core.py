@@ -412,7 +412,12 @@ def _audit(folder, dataset, data, items, folded, model, s, spec, ref, templates,
     t_meta = time.perf_counter()
     from .metadata import dataset_columns, image_properties
 
-    props = image_properties(enc.items, enc.digests, cache) if s.image_properties else None
+    # keyed by the image's and the mask's content (the object's area comes from the mask)
+    from ..runs.dataset import combine_digests, file_digest
+
+    keys = [combine_digests(d, file_digest(it.mask_path) if it.mask_path else None)
+            for d, it in zip(enc.digests, enc.items)]
+    props = image_properties(enc.items, keys, cache) if s.image_properties else None
     columns = dataset_columns(enc.items, [it.label for it in enc.items], props)
     t_analyse = time.perf_counter()
     result = analyse(enc.vectors, logits, labels, names, s, columns, reference)
