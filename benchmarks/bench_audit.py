@@ -130,7 +130,8 @@ def main() -> None:
     enc_lines = [
         "## Encoding stage against the encoder",
         "",
-        f"{default_workers()} reader threads (one per core), the encoder on the main thread.",
+        f"{default_workers(args.device == 'cpu')} reader thread(s) (one per core but the "
+        "encoder's), the encoder on the main thread.",
         "",
         "| what | images/s | × encoder alone |",
         "|---|---|---|",

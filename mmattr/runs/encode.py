@@ -1,7 +1,8 @@
 """Embeddings of every item's image, once: read, hash, decode and resize overlapped with the
 model.
 
-A pool of reader threads (`default_workers`: one per core the process may use, at most 8)
+A pool of reader threads (`default_workers`: one per core the process may use but the
+encoder's, at most 8)
 reads each file once, hashes it (the store key), decodes it, checks its mask by the dataset's
 one rule and, on the CPU, preprocesses it to model input, a batch ahead of the model (bounded
 memory: about one batch of model input in flight); decoding and resizing release the
@@ -35,13 +36,15 @@ from .store import EmbeddingStore, model_key
 __all__ = ["Encoded", "encode_items", "default_workers"]
 
 
-def default_workers() -> int:
-    """Readers: one per core this process may run on, at most 8."""
+def default_workers(on_cpu: bool = True) -> int:
+    """Reader threads sized to the machine: one per core this process may run on (at most 8),
+    less the core the encoder runs on when it runs on the CPU. (On the 2-core benchmark
+    machine a second reader only took CPU time from the encoder.)"""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    return max(1, min(8, cores - (1 if on_cpu else 0)))
 
 
 @dataclass
@@ -115,13 +118,13 @@ def encode_items(adapter: Any, items: Sequence[DataItem], *, cache: EmbeddingSto
 
     t0 = time.perf_counter()
     batch_size = max(1, int(batch_size))
-    workers = max(1, int(workers or default_workers()))
+    on_cpu = getattr(adapter.device, "type", "cpu") == "cpu"
+    workers = max(1, int(workers or default_workers(on_cpu)))
     key = model_key(adapter) if cache is not None else ""
     if cache is not None and distributed.is_main_process():
         cache.describe_model(key, adapter.describe() if hasattr(adapter, "describe") else {})
     indexed = list(enumerate(items))
     mine = distributed.shard_items(indexed)
-    on_cpu = getattr(adapter.device, "type", "cpu") == "cpu"
     reader = _Reader(adapter.preprocess, on_cpu, cache, key)
 
     local: list[tuple[int, str | None, str]] = []   # (index, digest or None, bad reason)
