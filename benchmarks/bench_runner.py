@@ -1,7 +1,7 @@
-"""Benchmark the dataset runner's encoding stage (a script, not a test).
+"""Benchmark the runs package's encoding stage (a script, not a test).
 
 Prints, for N synthetic images: the encoder's own throughput (preprocessed batches already in
-memory), `mmattr.runner.encode_items` with a cold cache (read, hash, decode, preprocess, encode,
+memory), `mmattr.runs.encode_items` with a cold cache (read, hash, decode, preprocess, encode,
 write), with a warm cache (a rerun: read and hash only), and the peak memory growth of each, so
 "memory flat in the dataset size" can be checked by running it at two N.
 
@@ -30,12 +30,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--model", default="demo")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="reader threads (default: one per core, at most 8)")
     args = ap.parse_args()
 
     from mmattr.adapters import load_adapter
     from mmattr.datasets.shapes import export_dataset
-    from mmattr.runner import EmbeddingCache, encode_items, load_item_image, read_dataset
+    from mmattr.runs import (EmbeddingCache, default_workers, encode_items, load_item_image,
+                             read_dataset)
 
     with tempfile.TemporaryDirectory(prefix="mmattr-bench-runner-") as tmp:
         root = Path(tmp)
@@ -74,7 +76,7 @@ def main() -> None:
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"device {adapter.device}")
     print(f"{len(items)} images {args.size}x{args.size}, model {args.model}, "
-          f"batch {args.batch_size}, {args.workers} reader threads")
+          f"batch {args.batch_size}, {args.workers or default_workers()} reader threads")
     print("| stage | images/s | seconds | peak memory growth |")
     print("|---|---:|---:|---:|")
     print(f"| encoder alone (batches in memory) | {enc_rate:.0f} | – | – |")

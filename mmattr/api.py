@@ -28,7 +28,7 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
             config: ExplainConfig | str | Path | None = None,
             progress: bool | ProgressFn | None = None, return_tensors: str | None = None,
             fill: Any = None, baseline: Any = None, division: Any = None,
-            **settings: Any) -> Explanation:
+            context: Any = None, **settings: Any) -> Explanation:
     """Explain which regions of `image` make `model` match a target.
 
     `image`: a file path, a PIL image, an (H, W, 3) or (3, H, W) array, or a (3, H, W) /
@@ -46,7 +46,9 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     and `regions` defaults to their count. `progress`: True for a tqdm bar, or a function
     ``(done, total)``. `return_tensors`: ``"pt"`` gives `attribution`, `regions` and
     `region_scores` as torch tensors on the model's device (the default for a tensor `image`),
-    ``"np"`` numpy arrays.
+    ``"np"`` numpy arrays. `context` is a `mmattr.runs.RunContext` (a dataset command's: each
+    process explains alone, with a map cache); the default splits search steps over every
+    process of a launch.
 
     `settings` override the config's fields (``regions=25``, ``score="probability"``, ...); a
     divider's, search's or method's own options go in ``options={"rise": {"masks": 2000}}``
@@ -72,7 +74,8 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     from .scale import explain_at_max_side
 
     with progress_callback(progress, f"{cfg.method} explanation") as report:
-        result = explain_at_max_side(explainer_cls(cfg), pixels, target, adapter, cfg.max_side,
+        result = explain_at_max_side(explainer_cls(cfg, context=context), pixels, target,
+                                     adapter, cfg.max_side,
                                      progress=report)
     if isinstance(image, (str, os.PathLike)):  # where it came from, as the CLI records it
         from .outdir import file_sha256
@@ -236,27 +239,31 @@ def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None
                    progress=None) -> tuple[Explanation | None, Path]:
     """Explain an image file and write every result file into `out_dir`.
 
-    `out_dir` must be new, empty or an earlier mmattr result (else `InputError`, checked before
-    any work). A folder already holding a complete result for the same image content, target
-    and settings is left as it is and (None, out_dir) is returned, so reruns skip finished work.
+    `out_dir` must be new, empty or an earlier result of the same target and settings (else
+    `InputError`, checked before any work; `overwrite` replaces a result of other settings).
+    A folder already holding a complete result for the same image content, target and
+    settings is left as it is and (None, out_dir) is returned, so reruns skip finished work;
+    an edited image is explained again.
     """
     from .explanation import RESULT_FILES
-    from .outdir import check_out_dir, clean_stray, file_sha256, is_complete, result_key
+    from .outdir import explain_settings, file_sha256, legacy_result, result_key
+    from .runs.folder import OutputFolder
 
     cfg = config or ExplainConfig()
     out = Path(out_dir) if out_dir is not None else default_out_dir(image, target, cfg)
-    check_out_dir(out, RESULT_FILES)
-    path = Path(image)
-    sha = file_sha256(path) if path.is_file() else None
-    key = result_key(sha, target, cfg.to_dict()) if sha else None
-    if out.is_dir():
-        clean_stray(out)  # what an interrupted run left
-        if not overwrite and key and is_complete(out, key):
+    folder = OutputFolder(out, "explain", explain_settings(target, cfg.to_dict()),
+                          overwrite=overwrite, files=RESULT_FILES, recognise=legacy_result)
+    with folder:
+        path = Path(image)
+        sha = file_sha256(path) if path.is_file() else None
+        key = result_key(sha, target, cfg.to_dict()) if sha else None
+        if not overwrite and key and folder.is_complete(key):
+            folder.tidy()  # what an interrupted run left goes, the result stays
             return None, out
-    explanation = explain(image, target=target, config=cfg, progress=progress)
-    explanation.source = str(path.resolve())
-    explanation.image_sha256 = sha
-    explanation.save(out, top_k=cfg.top_k, key=key)
+        explanation = explain(image, target=target, config=cfg, progress=progress)
+        explanation.source = str(path.resolve())
+        explanation.image_sha256 = sha
+        explanation.save(folder, top_k=cfg.top_k, key=key)
     return explanation, out
 
 

@@ -1,9 +1,11 @@
-"""Sharding across processes started by ``accelerate launch`` (or torchrun); a no-op otherwise.
+"""Sharding across processes started by `relaunch` (``--num-processes N``), ``accelerate launch``
+or torchrun; a no-op otherwise.
 
 Two levels: a search step's candidate batch is split across processes and the embeddings are
 gathered back (the RegionStack does this, so every search strategy gets it for free and every
-process takes the same decisions on the same gathered tensor), and dataset-level commands split
-their items with `shard_items` and collect results with `gather_items`.
+process takes the same decisions on the same gathered tensor; how many processes share a step
+is the explainer's `RunContext`'s, never module state), and dataset-level commands split their
+items with `shard_items` and collect results with `gather_items`.
 
 Ref. Hugging Face Accelerate (``PartialState``, ``gather``, ``gather_object``).
 """
@@ -11,7 +13,6 @@ Ref. Hugging Face Accelerate (``PartialState``, ``gather``, ``gather_object``).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,10 @@ from typing import Any, Iterator, Sequence, TypeVar
 import torch
 
 T = TypeVar("T")
-_ALONE = 0  # > 0 inside `items_sharded()`: processes work on different items
 
 __all__ = ["world_size", "rank", "is_main_process", "is_distributed", "shard_bounds",
            "gather_rows", "shard_items", "gather_items", "wait_for_everyone", "process_out_dir",
-           "relaunch", "without_option", "items_sharded", "step_processes", "step_bounds",
-           "shutdown"]
+           "relaunch", "without_option", "step_bounds", "shutdown"]
 
 
 def _launched() -> bool:
@@ -107,38 +106,22 @@ def shard_bounds(count: int, index: int | None = None, size: int | None = None
     return start, min(count, start + per), per
 
 
-@contextmanager
-def items_sharded() -> Iterator[None]:
-    """Within this block each process explains its own items (`shard_items`), so a search step
-    is not split: the processes are on different images and must not meet in collectives."""
-    global _ALONE
-    _ALONE += 1
-    try:
-        yield
-    finally:
-        _ALONE -= 1
-
-
-def step_processes() -> int:
-    """How many processes share one search step's candidate batch."""
-    return 1 if _ALONE else world_size()
-
-
-def step_bounds(count: int) -> tuple[int, int]:
-    """This process's rows of a search step's `count` candidates (all of them when alone)."""
-    if step_processes() == 1:
+def step_bounds(count: int, processes: int) -> tuple[int, int]:
+    """This process's rows of a search step's `count` candidates shared by `processes`
+    processes (a `RunContext` says how many: all of them when 1)."""
+    if processes <= 1:
         return 0, count
     start, stop, _ = shard_bounds(count)
     return start, stop
 
 
-def gather_rows(local: torch.Tensor, count: int) -> torch.Tensor:
+def gather_rows(local: torch.Tensor, count: int, processes: int) -> torch.Tensor:
     """Concatenate every process's share (from `step_bounds`) into the full (count, ...) tensor.
 
     Shares are padded to equal length because collective gathers need equal shapes; the padding
     only ever sits past `count` and is dropped.
     """
-    if step_processes() == 1:
+    if processes <= 1:
         return local
     from accelerate.utils import gather
 
@@ -210,42 +193,143 @@ def free_port() -> int:
 
 
 def relaunch(num_processes: int, args: Sequence[str]) -> int:
-    """Run ``mmattr ARGS`` in `num_processes` processes under ``accelerate launch``; its exit code.
+    """Run ``mmattr ARGS`` in `num_processes` processes on this machine; their exit code.
 
-    One machine; NCCL where there is a GPU per process, else every process on the CPU (gloo).
-    Each process gets an equal share of the CPU threads so that N processes do not
-    oversubscribe the cores.
+    The processes get the environment a torchrun-style launcher sets (RANK, LOCAL_RANK,
+    WORLD_SIZE, MASTER_ADDR / MASTER_PORT), which accelerate's ``PartialState`` reads: NCCL
+    where there is a GPU per process, else every process on the CPU (gloo), each with an equal
+    share of the CPU threads. They run in one process group of their own, and each is bound
+    to this process (Linux: a parent-death signal), so a SIGKILL of this process kills them
+    all at once: nothing keeps appending behind a killed run. When one fails the others get a
+    moment to report the same error (shown once), then the group is stopped.
     """
+    import signal
+    import threading
+
     threads = max(1, (os.cpu_count() or 1) // num_processes)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-           "--num_processes", str(num_processes), "--num_machines", "1",
-           "--main_process_port", str(free_port()),
-           "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--num_cpu_threads_per_process", str(threads), "-m", "mmattr", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(num_processes),
+           "LOCAL_WORLD_SIZE": str(num_processes), "GROUP_RANK": "0"}
     if torch.cuda.device_count() < num_processes:
         env["ACCELERATE_USE_CPU"] = "true"
-    # The processes' stderr is passed through, except what would break the one-line-error
-    # contract: the same error from every process (shown once) and the launcher's own failure
-    # report (its log lines and a traceback of the launcher, not of mmattr).
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
-    assert proc.stderr is not None
+    procs: list[subprocess.Popen] = []
+    # The processes' stderr is passed through, except the same error from every process
+    # (shown once), which would break the one-line-error contract.
     errors: set[str] = set()
-    report = False
-    for line in proc.stderr:
-        if _LAUNCHER_LOG.match(line):
-            report = report or line.startswith("E")
-            continue
-        if report:
-            continue
-        if line.startswith("error:"):
-            if line in errors:
-                continue
-            errors.add(line)
-        sys.stderr.write(line)
-        sys.stderr.flush()
-    code = proc.wait()
+    lock = threading.Lock()
+
+    def pump(stream) -> None:
+        for line in stream:
+            with lock:
+                if line.startswith("error:"):
+                    if line in errors:
+                        continue
+                    errors.add(line)
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+    readers = []
+    try:
+        for rank in range(num_processes):
+            group = procs[0].pid if procs else 0
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mmattr", *args],
+                env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank), "ROLE_RANK": str(rank)},
+                stderr=subprocess.PIPE, text=True, bufsize=1,
+                preexec_fn=_bound_child(os.getpid(), group))
+            try:  # both sides set the group, so the next child can join it at once
+                os.setpgid(proc.pid, group or proc.pid)
+            except OSError:
+                pass
+            procs.append(proc)
+            reader = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
+            reader.start()
+            readers.append(reader)
+        code = _wait_all(procs)
+    except KeyboardInterrupt:
+        _stop_group(procs, signal.SIGINT)
+        code = 130
+    finally:
+        _stop_group(procs, signal.SIGKILL, grace=0.0)
+        for reader in readers:
+            reader.join(timeout=5)
     return 2 if code and errors else code
 
 
-_LAUNCHER_LOG = re.compile(r"^[EWI]\d{4} [\d:.]+ +\d+ .*torch/distributed/")
+#: seconds the other processes get to end on their own after one of them failed
+FAILURE_GRACE = 10.0
+
+
+def _wait_all(procs: list[subprocess.Popen]) -> int:
+    """Wait for every process; after the first failure, stop the rest after a grace period
+    (they may be blocked in a collective the failed one never joins). The first failure's
+    code, else 0."""
+    import signal
+    import time
+
+    failed_at = None
+    code = 0
+    while True:
+        codes = [p.poll() for p in procs]
+        if all(c is not None for c in codes):
+            return code or next((c for c in codes if c), 0)
+        bad = next((c for c in codes if c), None)
+        if bad and failed_at is None:
+            failed_at, code = time.monotonic(), bad
+        if failed_at is not None and time.monotonic() - failed_at > FAILURE_GRACE:
+            _stop_group(procs, signal.SIGTERM)
+        time.sleep(0.05)
+
+
+def _stop_group(procs: list[subprocess.Popen], sig: int, grace: float = 5.0) -> None:
+    """Send `sig` to the processes' group, wait up to `grace` s, then kill what is left."""
+    import signal
+    import time
+
+    if not procs:
+        return
+    try:
+        os.killpg(procs[0].pid, sig)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+    end = time.monotonic() + grace
+    while time.monotonic() < end and any(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _bound_child(parent: int, group: int):
+    """The function a launched process runs before ``exec``: join the launch's process group
+    (`group`, 0 for a new one led by itself) and die with `parent` (Linux PR_SET_PDEATHSIG;
+    elsewhere the group alone)."""
+    import ctypes
+    import signal
+
+    try:  # loaded before the fork: no dlopen in the child
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None
+
+    def child() -> None:
+        try:
+            os.setpgid(0, group)
+        except OSError:
+            pass
+        if prctl is not None:
+            prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above: follow it
+            os._exit(1)
+
+    return child
+
+
+

@@ -433,6 +433,8 @@ class DivisionContext:
     adapter: Any
     target: Any
     config: Any
+    #: the explainer's `RunContext` (its map cache serves the prior's map)
+    run: Any = None
 
 
 def prior_labels(saliency: np.ndarray, grid: int, group: int) -> np.ndarray:

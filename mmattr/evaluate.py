@@ -4,23 +4,25 @@ The folder is a manifest folder (``manifest.jsonl``: one JSON object per line wi
 (required), ``text`` (the target prompt; ``label`` when absent), ``mask`` (optional
 ground-truth mask) and ``label``, paths relative to the folder; see
 `mmattr.datasets.shapes.export_dataset`) or an ImageFolder (one subfolder per class; the class
-name is the target text). Reading, resume, sharding and the records are `mmattr.runner`'s.
+name is the target text). Reading, the output folder, resume, sharding and the records are
+`mmattr.runs`'s.
 
 Per (manifest line, method) one JSON record is appended to ``results.jsonl`` and fsynced before
 the next starts, so an interrupted run loses at most the record in flight and a rerun skips the
-records already there. Records are keyed by the line's image, text, mask and label, so lines
-that differ only in their mask stay distinct. ``run.json`` (the settings) is written with the
-first record, so a run that fails before it leaves nothing that blocks the corrected command.
-An unreadable image is skipped and listed in ``summary.md``; the rest are evaluated.
-``results.csv``, ``summary.md`` and the plots are rewritten (atomically) from all the records
-at the end of each run.
+records already there. Records are keyed by the line (its image, text, mask and label, so lines
+that differ only in their mask stay distinct) and by the content of its image and mask: an
+edited image is evaluated again. The folder's marker (the dataset, the model and every setting)
+is written with the first record, so a run that fails before it leaves nothing that blocks the
+corrected command; another dataset, model or setting is refused without ``--overwrite``.
+An unreadable image or mask (or one of the wrong size) is skipped and listed in ``summary.md``;
+the rest are evaluated. ``results.csv``, ``summary.md`` and the plots are rewritten
+(atomically) from the records of the dataset's current content at the end of each run.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import time
@@ -31,13 +33,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import distributed
-from ._io import atomic_path, atomic_write
+from ._io import atomic_write
 from .errors import InputError, MmattrError
-from .runner import (BadItem, DataItem, ItemError, RecordLog, RunFolder, append_line,
-                     load_item_image, manifest_key, read_dataset, run_items)
+from .runs.dataset import (BadItem, DataItem, dataset_identity, load_item, manifest_key,
+                           read_dataset)
+from .runs.folder import OutputFolder, read_marker
+from .runs.records import RecordLog, append_line
+from .runs.work import run_items
 
 RESULTS = "results.jsonl"
-RUN_FILE = "run.json"
 DEFAULT_METRICS = ("insertion", "deletion", "pointing", "energy_pointing", "iou")
 #: what `write_reports` writes beside the records (an --overwrite removes these, nothing else)
 REPORT_FILES = ("results.csv", "summary.md", "curves.png", "bars.png")
@@ -48,7 +52,7 @@ Item = DataItem  # the name this module exported before the runner existed
 # -- the dataset ----------------------------------------------------------------------------
 
 def read_manifest(folder: str | os.PathLike) -> list[DataItem]:
-    """The usable items of a dataset folder (see `mmattr.runner.read_dataset`)."""
+    """The usable items of a dataset folder (see `mmattr.runs.read_dataset`)."""
     return read_dataset(folder, need=("text",)).items
 
 
@@ -162,9 +166,11 @@ def build_metrics(metrics: str | Sequence[str], steps: int, fill: str,
 
 
 def run_settings(spec: str, cfg: Any, score: str, steps: int, fill: str,
-                 metric_objs: Sequence) -> dict:
-    """What must match for a rerun to resume an output folder (written to run.json)."""
-    return {"model": spec, "score": score, "steps": steps, "fill": fill,
+                 metric_objs: Sequence, dataset: str | os.PathLike | None = None) -> dict:
+    """What must match for a rerun to resume an output folder (its marker's settings): the
+    dataset, the model and every setting the records depend on."""
+    return {"dataset": dataset_identity(dataset) if dataset is not None else None,
+            "model": spec, "score": score, "steps": steps, "fill": fill,
             "metrics": {m.name: m.settings() for m in metric_objs},
             "config": {k: v for k, v in cfg.replace(model=spec).to_dict().items()
                        if k not in ("method", "batch_size", "device", "dtype")}}
@@ -218,31 +224,31 @@ class _ItemEvaluator:
 
     def __call__(self, item: DataItem, pending: list[str]) -> Iterator[tuple[str, dict]]:
         from .api import explain
-        from .explainers._common import reuse_maps
         from .metrics import EvalContext
+        from .runs.context import MapCache, RunContext
         from .targets import Target
 
         adapter = self._adapter()
-        image = load_item_image(item)
-        mask = _load_mask(item.mask_path, image.shape[:2]) if item.mask_path else None
+        image, mask = load_item(item)  # the dataset's one rule for images and masks
         target = Target.from_text(item.text)
         scorer, predicted = self._scorer(adapter, target, image)
-        # A "w/ ours" method reuses its baseline's map of this image; scoped to the item, so
-        # the maps held stay bounded however large the dataset.
-        with reuse_maps():
-            for name in pending:
-                t0 = time.perf_counter()
-                e = explain(image, target=target, model=adapter, config=self.configs[name])
-                seconds = time.perf_counter() - t0
-                ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
-                                  seed=self.cfg.seed)
-                passes0 = scorer.forward_passes if scorer else 0
-                t1 = time.perf_counter()
-                values, skipped = self._score(e, ctx, scorer)
-                yield name, make_record(
-                    item, self.methods[name], e, predicted, values, skipped,
-                    explain_seconds=seconds, metric_seconds=time.perf_counter() - t1,
-                    metric_passes=(scorer.forward_passes - passes0) if scorer else 0)
+        # Each process explains its own items alone; a "w/ ours" method reuses its baseline's
+        # map of this image through a map cache scoped to the item (bounded, never stale).
+        context = RunContext.per_item(MapCache())
+        for name in pending:
+            t0 = time.perf_counter()
+            e = explain(image, target=target, model=adapter, config=self.configs[name],
+                        context=context)
+            seconds = time.perf_counter() - t0
+            ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
+                              seed=self.cfg.seed)
+            passes0 = scorer.forward_passes if scorer else 0
+            t1 = time.perf_counter()
+            values, skipped = self._score(e, ctx, scorer)
+            yield name, make_record(
+                item, self.methods[name], e, predicted, values, skipped,
+                explain_seconds=seconds, metric_seconds=time.perf_counter() - t1,
+                metric_passes=(scorer.forward_passes - passes0) if scorer else 0)
 
     def _score(self, e, ctx, scorer) -> tuple[dict[str, Any], dict[str, str]]:
         from .metrics import MetricSkipped
@@ -317,24 +323,31 @@ def evaluate_dataset(dataset: str | os.PathLike, methods: str | Sequence[str] = 
     data = read_dataset(dataset, need=("text",))
     items, bad = _limit(data.items, data.bad, limit)
     spec = model.spec if isinstance(model, Adapter) else (model or cfg.model)
-    work = _ItemEvaluator(model, spec, cfg, method_specs, metric_objs, score)
-    folder = RunFolder(out, "evaluate", run_settings(spec, cfg, score, steps, fill, metric_objs),
-                       records=Path(RESULTS).stem, outputs=REPORT_FILES, overwrite=overwrite,
-                       record_key=_key, legacy_marker=True)
-    result = run_items(folder, items, [m.name for m in method_specs], work, progress=progress)
-    bad = bad + result.bad
-    records = folder.log.read()
-    if not records:
-        # nothing evaluated and nothing on disk: one line, and no folder left behind
-        raise InputError(f"no image of {dataset} could be evaluated: {len(bad)} skipped, e.g. "
-                         f"{bad[0].describe()}" if bad else f"{dataset}: nothing to evaluate")
-    notes = work.notes
-    if bad:
-        _note(notes, f"{len(bad)} unreadable or missing image(s) skipped; listed in "
-                     f"{folder.path('summary.md')}")
-    if distributed.is_main_process():
-        folder.mark()
-        write_reports(folder.out, records, plots=plots, bad=bad, settings=folder.settings)
+    settings = run_settings(spec, cfg, score, steps, fill, metric_objs, dataset)
+    # The folder rules before any work: a file, someone else's folder, the dataset itself,
+    # another dataset / model / setting without --overwrite are one line here.
+    folder = OutputFolder(out, "evaluate", settings, records=Path(RESULTS).stem,
+                          files=REPORT_FILES, overwrite=overwrite, record_key=_key,
+                          avoid=[dataset])
+    with folder:
+        work = _ItemEvaluator(model, spec, cfg, method_specs, metric_objs, score)
+        result = run_items(folder, items, [m.name for m in method_specs], work,
+                           progress=progress)
+        bad = bad + result.bad
+        records = result.records
+        if not records:
+            # nothing evaluated and nothing on disk: one line, and no folder left behind
+            raise InputError(f"no image of {dataset} could be evaluated: {len(bad)} skipped, "
+                             f"e.g. {bad[0].describe()}" if bad
+                             else f"{dataset}: nothing to evaluate")
+        notes = work.notes
+        if bad:
+            _note(notes, f"{len(bad)} unreadable or missing image(s) or mask(s) skipped; "
+                         f"listed in {folder.path('summary.md')}")
+        if distributed.is_main_process():
+            write_reports(folder.out, records, plots=plots, bad=bad, settings=folder.settings,
+                          write=folder.write_text)
+            folder.finish()
     return EvalSummary(folder.out, records, result.new, result.done_before, notes,
                        time.perf_counter() - t_start, bad)
 
@@ -344,26 +357,14 @@ def _note(notes: list[str], text: str) -> None:
         notes.append(text)
 
 
-def _load_mask(path: Path, hw: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            m = np.asarray(img.convert("L")) > 127
-    except Exception as exc:  # any unreadable mask skips its item, not the run
-        raise ItemError(f"cannot read mask {path}: {exc}") from None
-    if m.shape != tuple(hw):
-        raise ItemError(f"mask {path} is {m.shape[1]}x{m.shape[0]}, its image {hw[1]}x{hw[0]}")
-    return m
-
-
 # -- the results file -----------------------------------------------------------------------
 
 def _key(record: dict) -> tuple:
-    # Records written before the runner carry no "item": derive it from their fields.
+    # Records written before the runner carry no "item" (nor a digest: never reused, but read
+    # once each by `read_results`): derive the item from their fields.
     item = record.get("item") or manifest_key(str(record.get("image")), record.get("text"),
                                               record.get("mask"), record.get("label"))
-    return item, record.get("task") or record.get("method")
+    return item, record.get("digest"), record.get("task") or record.get("method")
 
 
 def append_record(path: Path, record: dict) -> None:
@@ -372,7 +373,8 @@ def append_record(path: Path, record: dict) -> None:
 
 
 def read_results(out: str | os.PathLike) -> list[dict]:
-    """Every complete record in `out` (all processes' files); partial lines are ignored."""
+    """Every complete record in `out` (all processes' files), each (item, content, method)
+    once; partial lines are ignored."""
     return RecordLog(out, Path(RESULTS).stem, _key).read()
 
 
@@ -435,17 +437,20 @@ def markdown_table(stats: dict[str, dict[str, tuple]], columns: Sequence[str],
 
 
 def write_reports(out: Path, records: list[dict], plots: bool = True,
-                  bad: Sequence[BadItem] = (), settings: dict | None = None) -> None:
+                  bad: Sequence[BadItem] = (), settings: dict | None = None,
+                  write: Callable[[str, str | bytes], Any] | None = None) -> None:
     """results.csv (one row per image × method), summary.md (mean ± std, skipped items),
-    curves.png, bars.png. `settings` (run.json's, read from `out` when not given) name the
-    score and fill in the plots' axis labels."""
+    curves.png, bars.png. `settings` (the folder marker's, read from `out` when not given)
+    name the score and fill in the plots' axis labels. `write(name, data)` writes one file
+    (the output folder's, which lists it in the marker; default: an atomic write in `out`)."""
     out = Path(out)
     if settings is None:
-        try:
-            settings = json.loads((out / RUN_FILE).read_text(encoding="utf-8")).get("settings")
-        except (OSError, ValueError, AttributeError):
-            settings = None
+        marker = read_marker(out)
+        settings = marker.get("settings") if marker else None
     settings = settings if isinstance(settings, dict) else {}
+    if write is None:
+        def write(name: str, data: str | bytes) -> None:
+            atomic_write(out / name, data)
     cols = scalar_columns(records)
     fixed = ["image", "text", "label", "mask", "method", "predicted", "correct", "n_regions",
              "explain_seconds", "metric_seconds", "explain_forward_passes", "metric_forward_passes"]
@@ -454,7 +459,7 @@ def write_reports(out: Path, records: list[dict], plots: bool = True,
     writer.writerow(fixed + cols)
     for r in records:
         writer.writerow([r.get(k) for k in fixed] + [r["metrics"].get(c, "") for c in cols])
-    atomic_write(out / "results.csv", buf.getvalue())
+    write("results.csv", buf.getvalue())
     stats = summarise(records, cols)
     skipped = sorted({f"{k}: {v}" for r in records for k, v in r.get("skipped", {}).items()})
     n_items = len({_key(r)[0] for r in records})
@@ -468,9 +473,9 @@ def write_reports(out: Path, records: list[dict], plots: bool = True,
     if bad:
         text += [f"Skipped items: {len(bad)} (unreadable or missing; not evaluated, retried by "
                  "the next run)", ""] + [f"- {b.describe()}" for b in bad] + [""]
-    atomic_write(out / "summary.md", "\n".join(text) + "\n")
+    write("summary.md", "\n".join(text) + "\n")
     if plots and records:
-        _plots(out, records, stats, cols, settings)
+        _plots(write, records, stats, cols, settings)
 
 
 _SCORE_NAMES = {"probability": "target probability (softmax over the vocabulary)",
@@ -505,8 +510,8 @@ def clipped_errors(means: Sequence[float], stds: Sequence[float], lows: Sequence
     return np.nan_to_num(np.stack([m - lo, hi - m]).clip(min=0.0))
 
 
-def _plots(out: Path, records: list[dict], stats: dict, cols: list[str],
-           settings: dict | None = None) -> None:
+def _plots(write: Callable[[str, bytes], Any], records: list[dict], stats: dict,
+           cols: list[str], settings: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -547,7 +552,7 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str],
             ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2),
                       frameon=False)
         fig.tight_layout()
-        _save_fig(fig, out / "curves.png")
+        write("curves.png", _png(fig))
         plt.close(fig)
     if cols:
         methods = list(stats)
@@ -576,13 +581,14 @@ def _plots(out: Path, records: list[dict], stats: dict, cols: list[str],
         fig.text(0.5, 0.01, "bars: mean over items; whiskers: ± 1 std, cut at the smallest and "
                  "largest item value (never outside the metric's range)", ha="center",
                  va="bottom", fontsize=8)
-        _save_fig(fig, out / "bars.png")
+        write("bars.png", _png(fig))
         plt.close(fig)
 
 
-def _save_fig(fig, path: Path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp)
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 __all__ = ["Item", "MethodSpec", "EvalSummary", "read_manifest", "parse_method", "shard",

@@ -6,12 +6,15 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .image import as_array as as_numpy
 from .image import is_tensor
+
+if TYPE_CHECKING:
+    from .runs.folder import OutputFolder
 
 RESULT_FILES = ("attribution.npy", "regions.npy", "overlay.png", "curves.png", "explanation.json")
 
@@ -143,17 +146,29 @@ class Explanation:
             "settings": self.settings,
         }
 
-    def save(self, out_dir: str | Path, top_k: int = 5, key: str | None = None) -> Path:
-        """Write every result file into `out_dir`.
+    def save(self, out_dir: "str | Path | OutputFolder", top_k: int = 5, key: str | None = None,
+             *, overwrite: bool = False) -> Path:
+        """Write every result file into `out_dir` (a path, or a checked `OutputFolder`).
 
-        `out_dir` must be new, empty or an earlier mmattr result (its marker file says so);
-        anything else raises `InputError` and nothing is written. Files are written into a
-        temporary folder inside it, then moved into place; the marker records `key` (what
-        "already done" compares) once all of them are there. See `mmattr.outdir`.
+        `out_dir` must be new, empty or an earlier result of the same explanation settings
+        (its marker says so; `overwrite` replaces one made with other settings); anything else
+        raises `InputError` and nothing is written. Files are written into a temporary folder
+        inside it, then moved into place; the marker records `key` (what "already done"
+        compares) once all of them are there. See `mmattr.runs.folder`.
         """
-        from .outdir import write_result
+        from .runs.folder import OutputFolder
 
-        check_folder_name(out_dir)
+        if isinstance(out_dir, OutputFolder):
+            folder, own = out_dir, False
+        else:
+            from .outdir import legacy_result
+
+            check_folder_name(out_dir)
+            folder = OutputFolder(out_dir, "explain",
+                                  {"target": self.target, "settings": self.settings},
+                                  overwrite=overwrite, files=RESULT_FILES,
+                                  recognise=legacy_result)
+            own = True
         attribution = as_numpy(self.attribution).astype(np.float32)
         regions = as_numpy(self.regions).astype(np.int32)
 
@@ -170,7 +185,13 @@ class Explanation:
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             return list(RESULT_FILES)
 
-        return write_result(out_dir, fill, key, files=RESULT_FILES)
+        try:
+            folder.write_files(fill)
+            folder.finish(key)
+        finally:
+            if own:
+                folder.close()
+        return folder.out
 
 
 #: suffixes of picture files: `save` writes a folder, and a folder named like a picture is a
@@ -191,6 +212,6 @@ def check_folder_name(out_dir: str | Path) -> None:
 
 def is_complete(out_dir: str | Path, key: str | None = None) -> bool:
     """`out_dir` holds a finished mmattr result (with this key, when one is given)."""
-    from .outdir import is_complete as complete
+    from .runs.folder import is_complete as complete
 
     return complete(out_dir, key)

@@ -168,11 +168,23 @@ def load_image(image: ImageLike) -> np.ndarray:
         raise InputError(f"image file not found: {path}")
     if not path.is_file():
         raise InputError(f"not a file: {path}")
+    return _decode(path, path)
+
+
+def decode_image_bytes(data: bytes, path: str | Path) -> np.ndarray:
+    """`load_image` of a file's bytes already read (`path` names it in messages): a dataset
+    reader hashes and decodes one read of the file."""
+    import io
+
+    return _decode(io.BytesIO(data), Path(path))
+
+
+def _decode(source: Any, path: Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # Between PIL's warning and error limits: a big photo, decoded like any other.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 img.load()
                 arr = to_rgb_array(img, str(path))
     except Image.DecompressionBombError as exc:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from . import distributed
 from .adapters.base import Adapter
 from .errors import InputError, arg
+from .runs.context import RunContext
 
 ProgressFn = Callable[[int, int], None]
 #: share of the free accelerator memory a chunk may take (the rest: model, stack, allocator slack)
@@ -59,7 +60,7 @@ class RegionStack:
 
     def __init__(self, image: np.ndarray, labels: np.ndarray, adapter: Adapter,
                  batch_size: int = 64, region_chunk: int = 16,
-                 fill: torch.Tensor | None = None) -> None:
+                 fill: torch.Tensor | None = None, context: RunContext | None = None) -> None:
         if image.shape[:2] != labels.shape:
             raise InputError(f"label map {labels.shape} does not match image {image.shape[:2]}")
         if batch_size < 1:
@@ -67,6 +68,9 @@ class RegionStack:
         self.adapter = adapter
         self.device = adapter.device
         self.batch_size = int(batch_size)
+        #: processes that share each encoding step (the run context says: 1 in dataset
+        #: commands, every process of the launch for one explanation)
+        self.processes = (context or RunContext()).processes()
         #: images encoded for this stack, summed over every process (same as one process)
         self.forward_passes = 0
         #: how many times an out-of-memory error halved the chunk
@@ -181,7 +185,7 @@ class RegionStack:
         """Encode `count` composed rows: this process's share, in chunks, gathered at the end.
 
         `compose(a, b)` gives the normalised masked-in rows a..b-1 as (b - a, D)."""
-        start, stop = distributed.step_bounds(count)
+        start, stop = distributed.step_bounds(count, self.processes)
         outs_in: list[torch.Tensor] = []
         outs_out: list[torch.Tensor] = []
         while start < stop:
@@ -230,7 +234,7 @@ class RegionStack:
             local = torch.cat(parts)
         else:  # this process's share is empty (fewer rows than processes)
             local = torch.zeros(0, self.adapter.embed_dim, device=self.device)
-        return F.normalize(distributed.gather_rows(local, count), dim=-1)
+        return F.normalize(distributed.gather_rows(local, count, self.processes), dim=-1)
 
     @torch.inference_mode()
     def embed(self, subsets: torch.Tensor, masked_out: bool = True,

@@ -15,7 +15,6 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from . import distributed
 from .objective import Objective
 from .options import NoOptions, as_dict, option, parse_options
 from .registry import Registry
@@ -154,7 +153,7 @@ class Search(ABC):
     def _extra(self, stack: RegionStack, start_passes: int, evaluator: _Evaluator,
                **more: Any) -> dict:
         return {**self.settings(), "search_passes": stack.forward_passes - start_passes,
-                "evaluations": evaluator.evaluations, "processes": distributed.step_processes(),
+                "evaluations": evaluator.evaluations, "processes": getattr(stack, "processes", 1),
                 "chunk": stack.chunk, "oom_halvings": stack.oom_halvings, **more}
 
 

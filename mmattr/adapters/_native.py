@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
@@ -29,10 +29,6 @@ _TOKENIZER_KEYS = {"tokenizer_class", "backend", "bos_token", "eos_token", "unk_
                    "pad_token", "model_max_length", "padding_side", "truncation_side",
                    "clean_up_tokenization_spaces", "errors", "added_tokens_decoder",
                    "model_input_names"}
-
-#: why the last `load` in this process returned None (for tests and debugging)
-last_reason: str | None = None
-
 
 def enabled() -> bool:
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -139,16 +135,26 @@ def tokenizer(folder: Path) -> FastTokenizer | str:
     return FastTokenizer(backend, pad, pad_id, max_len, names)
 
 
-def load(ident: str) -> tuple[torch.nn.Module, FastTokenizer] | None:
-    """(model, tokenizer) for a qualifying local folder; None when any precondition fails
-    (`last_reason` says which), for the caller to take transformers' path."""
-    global last_reason
-    reason = _load(ident)
-    if isinstance(reason, str):
-        last_reason = reason
-        return None
-    last_reason = None
-    return reason
+class NativeLoad(NamedTuple):
+    """What `load` found: the model and tokenizer, or why the folder does not qualify."""
+
+    model: torch.nn.Module | None
+    tokenizer: "FastTokenizer | None"
+    reason: str | None  # None when loaded
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+
+def load(ident: str) -> NativeLoad:
+    """The model and tokenizer of a qualifying local folder, or the reason it does not
+    qualify, for the caller to take transformers' path (the reason is returned, never kept
+    in module state)."""
+    got = _load(ident)
+    if isinstance(got, str):
+        return NativeLoad(None, None, got)
+    return NativeLoad(got[0], got[1], None)
 
 
 def _load(ident: str):

@@ -259,9 +259,11 @@ class HFAdapter(Adapter):
         # importing transformers' model code; anything else takes transformers' generic path.
         native = _native.load(ident)
         #: True when the model and tokenizer were built by `mmattr.adapters._native`
-        self.native = native is not None
-        if native is not None:
-            model, self.tokenizer = native
+        self.native = native.loaded
+        #: why not, when not (a hub id, another family, MMATTR_NATIVE=0, ...)
+        self.native_reason = native.reason
+        if native.loaded:
+            model, self.tokenizer = native.model, native.tokenizer
         else:
             from transformers import AutoModel, AutoTokenizer
 

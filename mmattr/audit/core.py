@@ -1,6 +1,6 @@
 """`mmattr.audit`: zero-shot (or classifier-head) audit of an image set, end to end.
 
-read (mmattr.runner) → encode once, cached on disk → predict → measures, label issues,
+read (mmattr.runs) → encode once, cached on disk → predict → measures, label issues,
 failure slices, slice names → explanations for a budget of images (resumable records) →
 occlusion accuracy → report.html, audit.json, predictions.csv, slices.csv, PNG plots.
 """
@@ -102,15 +102,22 @@ class AuditResult:
 # -- inputs ---------------------------------------------------------------------------------
 
 def resolve_vocabulary(spec: str | None, adapter: Adapter, labels: list[str]) -> list[str]:
-    """The class list predictions range over; every label must be in it (one-line error)."""
+    """The class list predictions range over; every label must be in it (one-line error).
+
+    `spec` (--vocabulary) when given; else the model's own classes (a classifier's head, a
+    contrastive model's default vocabulary); the dataset's labels only for a model with no
+    classes of its own. A label outside the model's own classes is an error, never a silent
+    switch to another class list."""
     from ..vocabulary import load_vocabulary
 
+    own = None
     if spec is not None:
         names = load_vocabulary(spec)
     elif adapter.class_names is not None:
-        names = list(adapter.class_names)
-    elif adapter.default_vocabulary and set(labels) <= set(load_vocabulary(adapter.default_vocabulary)):
+        names, own = list(adapter.class_names), "its own classes"
+    elif adapter.default_vocabulary:
         names = load_vocabulary(adapter.default_vocabulary)
+        own = f"its vocabulary {adapter.default_vocabulary!r}"
     else:
         names = sorted(set(labels))
     names = list(dict.fromkeys(names))
@@ -118,6 +125,11 @@ def resolve_vocabulary(spec: str | None, adapter: Adapter, labels: list[str]) ->
         raise InputError(f"the vocabulary has {len(names)} class(es); an audit needs at least two "
                          "(give --vocabulary FILE with one class per line)")
     missing = sorted(set(labels) - set(names))
+    if missing and own is not None:
+        raise InputError(f"label {missing[0]!r} is not in the vocabulary of model "
+                         f"{adapter.spec or type(adapter).__name__} ({own}, {len(names)} "
+                         f"classes; {len(missing)} label(s) missing); name the classes with "
+                         "--vocabulary FILE (one per line), or fix the dataset's labels")
     if missing:
         raise InputError(f"label {missing[0]!r} is not in the vocabulary ({len(missing)} label(s) "
                          f"missing, vocabulary of {len(names)}); add it to --vocabulary or fix "
@@ -139,7 +151,7 @@ def _reference(other: Adapter, s: AuditSettings, items: list, names: list[str], 
                ) -> tuple[np.ndarray, np.ndarray]:
     """A second model's (embeddings, predictions) over the same images and classes, for the
     label check; an image it cannot read is one line (the audited model just read it)."""
-    from ..runner import encode_items
+    from ..runs.encode import encode_items
     from .predict import class_logits
 
     enc = encode_items(other, items, cache=cache, batch_size=s.batch_size)
@@ -313,8 +325,8 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     >>> result = audit("shapes-500/", model="demo", out="audit-demo")
     >>> result.accuracy, [s.names[0] for s in result.slices], result.report
     """
-    from ..adapters import load_adapter
-    from ..runner import EmbeddingCache, RunFolder, encode_items, read_dataset
+    from ..runs.dataset import read_dataset
+    from ..runs.folder import OutputFolder
 
     t0 = time.perf_counter()
     spec = (model.spec or type(model).__name__) if isinstance(model, Adapter) else model
@@ -335,9 +347,40 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
         read_phrases(phrases)  # a bad file fails before any work
     data = read_dataset(dataset, need=("label",))
     items, folded = _one_per_image(data.items)
-    folder = RunFolder(out, "audit", s.record_settings(), records="explanations",
-                       outputs=OUTPUTS, overwrite=overwrite)
+    from ..runs.store import EmbeddingCache
+
+    EmbeddingCache(s.cache_dir).check()  # a cache folder that cannot be used: one line now
+    # The one output-folder rule, before any work: another dataset, model or setting in --out
+    # is refused without --overwrite (whether or not explanations exist yet).
+    folder = OutputFolder(out, "audit", _folder_settings(s, dataset), records="explanations",
+                          files=OUTPUTS, overwrite=overwrite, avoid=[dataset])
+    with folder:
+        return _audit(folder, dataset, data, items, folded, model, s, spec, ref, templates,
+                      vocabulary, progress, extra_sections, t0)
+
+
+#: settings that do not change an audit's results (so a rerun with others resumes)
+_OPERATIONAL = ("explain_budget", "batch_size", "device", "cache_dir")
+
+
+def _folder_settings(s: AuditSettings, dataset: str | Path) -> dict:
+    """What an audit folder's marker records: the dataset and every setting but the
+    operational ones."""
+    from dataclasses import asdict
+
+    from ..runs.dataset import dataset_identity
+
+    return {"dataset": dataset_identity(dataset),
+            **{k: v for k, v in asdict(s).items() if k not in _OPERATIONAL}}
+
+
+def _audit(folder, dataset, data, items, folded, model, s, spec, ref, templates, vocabulary,
+           progress, extra_sections, t0) -> AuditResult:
+    """The audit in a checked (and locked) output folder."""
+    from ..adapters import load_adapter
     from ..api import with_templates
+    from ..runs.encode import encode_items
+    from ..runs.store import EmbeddingCache
 
     # a view with the templates: the caller's (or the cache's) adapter is never changed
     adapter = with_templates(model if isinstance(model, Adapter)
@@ -369,7 +412,12 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
     t_meta = time.perf_counter()
     from .metadata import dataset_columns, image_properties
 
-    props = image_properties(enc.items, enc.digests, cache) if s.image_properties else None
+    # keyed by the image's and the mask's content (the object's area comes from the mask)
+    from ..runs.dataset import combine_digests, file_digest
+
+    keys = [combine_digests(d, file_digest(it.mask_path) if it.mask_path else None)
+            for d, it in zip(enc.digests, enc.items)]
+    props = image_properties(enc.items, keys, cache) if s.image_properties else None
     columns = dataset_columns(enc.items, [it.label for it in enc.items], props)
     t_analyse = time.perf_counter()
     result = analyse(enc.vectors, logits, labels, names, s, columns, reference)
@@ -381,4 +429,8 @@ def audit(dataset: str | Path, model: str | Adapter = "demo", *, out: str | Path
 
     summary = build_outputs(folder, adapter, s, data, enc, names, result, skipped, folded,
                             stage, cache, extra_sections or [], t0, timings)
+    from .. import distributed
+
+    if distributed.is_main_process():
+        folder.finish()
     return AuditResult(folder.out, summary, result.slices, time.perf_counter() - t0)

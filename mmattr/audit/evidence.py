@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ModelError
 from .naming import Vocabulary, name_slice, phrase_list, vet_phrases
 from .predict import phrase_embeddings
-from .why import (choose_budget, choose_donors, contrast_target, explain_target, load_mask,
+from .why import (choose_budget, choose_donors, contrast_target, explain_target,
                   object_share, occlusion_predictions)
 
 #: attribution maps are stored in the records at most this many pixels on a side
@@ -106,19 +106,21 @@ def explain_budget(folder, adapter, settings, items, chosen, names, preds, label
     ({item key: {task: record}}, the run's result)."""
     from ..config import ExplainConfig
     from ..explainers import EXPLAINERS
-    from ..runner import load_item_image, run_items
+    from ..runs.context import RunContext
+    from ..runs.dataset import load_item
+    from ..runs.work import run_items
 
     cfg = ExplainConfig().replace(method=settings.explain_method,
                                   division=settings.explain_division,
                                   regions=settings.explain_regions, batch_size=settings.batch_size,
                                   device=settings.device, seed=settings.seed, model=adapter.spec)
-    explainer = EXPLAINERS.get(cfg.method)(cfg)
+    # each process explains its own images alone (the work is sharded by image)
+    explainer = EXPLAINERS.get(cfg.method)(cfg, context=RunContext.per_item())
     pos = {items[i].key: i for i, _ in chosen}
 
     def work(item, pending):
         i = pos[item.key]
-        image = load_item_image(item)
-        mask = load_mask(str(item.mask_path), image.shape[:2]) if item.mask_path else None
+        image, mask = load_item(item)  # the dataset's one rule for images and masks
         for task in pending:
             pred, true = names[preds[i]], names[labels[i]]
             if task == "contrast":
@@ -139,11 +141,9 @@ def explain_budget(folder, adapter, settings, items, chosen, names, preds, label
 
     chosen_items = [items[i] for i, _ in chosen]
     result = run_items(folder, chosen_items, WHY_TASKS, work, progress=stage("explain"))
-    wanted = {it.key for it in chosen_items}
     got: dict[str, dict] = {}
-    for rec in folder.log.iter_records():
-        if rec.get("item") in wanted:
-            got.setdefault(rec["item"], {})[rec["task"]] = rec
+    for rec in result.records:  # made for each image's current content, once each
+        got.setdefault(rec["item"], {})[rec["task"]] = rec
     return got, result
 
 

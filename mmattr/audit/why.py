@@ -116,13 +116,12 @@ def contrast_target(adapter: Adapter, predicted: str, true: str):
 
 
 def load_mask(path: str, hw: tuple[int, int]) -> np.ndarray:
-    """A ground-truth mask file as (H, W) bool at the image's size (any non-zero pixel is in)."""
-    m = load_image(path)[..., 0] > 0
-    if m.shape != tuple(hw):
-        import cv2
+    """A ground-truth mask file as (H, W) bool by the dataset's one mask rule
+    (`mmattr.runs.dataset`: any non-zero channel is in; a mask of another size than `hw` is
+    an `ItemError`, never resized)."""
+    from ..runs.dataset import load_mask as dataset_mask
 
-        m = cv2.resize(m.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) > 0
-    return m
+    return dataset_mask(path, hw)
 
 
 def choose_donors(labels: np.ndarray, correct: np.ndarray, has_mask: np.ndarray,
@@ -172,6 +171,8 @@ def occlusion_predictions(adapter: Adapter, vocab_logits: Callable[[np.ndarray],
                 batch.clear()
 
     def without_object(image: np.ndarray, mask: np.ndarray, rng: int) -> np.ndarray:
+        if mask.all():  # the object is the whole image: nothing to impute from, all removed
+            return np.zeros_like(image)
         filled = noisy_linear_impute(image.astype(np.float64) / 255.0, mask, rng=rng)
         return np.clip(filled * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
@@ -188,12 +189,15 @@ def occlusion_predictions(adapter: Adapter, vocab_logits: Callable[[np.ndarray],
             try:  # an unreadable donor costs this image its swap, nothing else
                 d_path, d_mask = donors[i]
                 d_image = load_image(d_path)
+                d_obj = load_mask(d_mask, d_image.shape[:2])
                 if d_image.shape[:2] != image.shape[:2]:
                     import cv2
 
                     d_image = cv2.resize(d_image, (image.shape[1], image.shape[0]),
                                          interpolation=cv2.INTER_AREA)
-                d_bg = without_object(d_image, load_mask(d_mask, image.shape[:2]), seed + 7919 + i)
+                    d_obj = cv2.resize(d_obj.astype(np.uint8), (image.shape[1], image.shape[0]),
+                                       interpolation=cv2.INTER_NEAREST) > 0
+                d_bg = without_object(d_image, d_obj, seed + 7919 + i)
                 swap = np.where(mask[..., None], image, d_bg).astype(np.uint8)
             except MmattrError:
                 swap = None

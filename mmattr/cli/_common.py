@@ -44,6 +44,19 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def usage_error(exc: Exception) -> None:
+    """A parsing error of the command line (click's or Typer's) as one line, then exit 2."""
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    usage = any(c.__name__ == "UsageError" for c in type(exc).__mro__)
+    if usage and ctx is not None:
+        message += f" (see {ctx.command_path} --help)"
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)  # outside the command: SystemExit, as click's own ending
+
+
 def one_line_errors(fn: Callable) -> Callable:
     """Turn mmattr's errors into one line and a non-zero exit, never a traceback."""
 
@@ -94,12 +107,14 @@ def relaunch_if_asked(num_processes: int) -> None:
 @contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar driven by a callback (done, total); plain lines on stderr when no
-    terminal is attached (see `progress_lines`)."""
+    terminal is attached (`mmattr.runs.progress.ProgressLines`)."""
     if not enabled:
         yield lambda done, total: None
         return
     if not sys.stderr.isatty():
-        yield progress_lines(description)
+        from ..runs.progress import ProgressLines
+
+        yield ProgressLines(description)
         return
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -113,35 +128,3 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[i
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-#: with no terminal: the first progress line after this many seconds, then one per interval
-PROGRESS_LINE_SECONDS = 5.0
-
-
-def progress_lines(description: str, interval: float | None = None,
-                   clock: Callable[[], float] | None = None) -> Callable[[int, int], None]:
-    """A progress callback printing ``DESCRIPTION: done/total (pct%), elapsed`` on stderr at
-    most once per `interval` seconds (a log or a pipe gets a heartbeat, a quick run stays
-    quiet), and a last line at completion once any line was printed."""
-    import time
-
-    every = PROGRESS_LINE_SECONDS if interval is None else interval
-    now = clock or time.monotonic
-    start = now()
-    state = {"last": start, "printed": False}
-
-    def update(done: int, total: int) -> None:
-        t = now()
-        finished = bool(total) and done >= total
-        if t - state["last"] < every and not (finished and state["printed"]):
-            return
-        if finished and state["printed"] == "final":
-            return
-        state["last"] = t
-        pct = f" ({100 * done / total:.0f}%)" if total else ""
-        of = f"/{total}" if total else ""
-        print(f"{description}: {done}{of}{pct}, {t - start:.0f} s", file=sys.stderr, flush=True)
-        state["printed"] = "final" if finished else True
-
-    return update

@@ -20,7 +20,7 @@ def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         yield lambda stage, done, total: None
         return
     if not sys.stderr.isatty():
-        from ..runner import ProgressLines
+        from ..runs.progress import ProgressLines
 
         lines: dict[str, ProgressLines] = {}
         yield lambda stage, done, total: lines.setdefault(

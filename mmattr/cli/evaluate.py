@@ -84,7 +84,7 @@ def evaluate(
 def _progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
     # A bar on a terminal; a line every few seconds in logs and pipes, so a long run is not silent.
     if enabled and not sys.stderr.isatty():
-        from ..runner import ProgressLines
+        from ..runs.progress import ProgressLines
 
         yield ProgressLines("evaluate", interval=10.0, unit="explanations")
         return

@@ -11,7 +11,13 @@ import typer
 from typer.core import TyperGroup
 
 from .._version import __version__
-from ._common import console, one_line_errors, progress_bar, relaunch_if_asked, stdout
+from ._common import (console, one_line_errors, progress_bar, relaunch_if_asked, stdout,
+                      usage_error)
+
+
+#: Typer's own parsing errors (newer Typer vendors click: its exceptions derive from this)
+PARSE_ERRORS: tuple[type[Exception], ...] = tuple(
+    e for e in (getattr(typer, "TyperException", None),) if e is not None)
 
 
 class LazyGroup(TyperGroup):
@@ -49,6 +55,24 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's and Typer's parsing errors (a bad value, an unknown option, a missing
+        argument) of every command are one line and exit 2, like mmattr's own errors, instead
+        of Typer's boxed report."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (click.ClickException, *PARSE_ERRORS) as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `mmattr audit` alone: its help
+                exc.show()
+                sys.exit(exc.exit_code)
+            usage_error(exc)
+        except (click.exceptions.Abort, typer.Abort):
+            console.print("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 app = typer.Typer(name="mmattr", cls=LazyGroup, add_completion=False, no_args_is_help=True,
@@ -109,7 +133,7 @@ def explain(
     seed: Annotated[Optional[int], typer.Option(help="Seed for sampled methods and searches.")] = None,
     max_side: Annotated[Optional[int], typer.Option("--max-side", help="Divide and search larger images on a copy with this long side (default 1024); maps come back full size.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML settings (see configs/explain.yaml).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Redo an output folder that is already complete.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Redo a complete result in --out, or replace one made with another target or settings.")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Split each search step over N processes (accelerate).")] = 1,
 ) -> None:
     """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
@@ -136,10 +160,13 @@ def explain(
     # them and only the main process writes and prints.
     main_process = is_main_process()
     from ..explanation import RESULT_FILES
-    from ..outdir import check_out_dir
+    from ..outdir import explain_settings, legacy_result
+    from ..runs.folder import OutputFolder
 
     out = out or default_out_dir(image, target, cfg)
-    check_out_dir(out, RESULT_FILES)  # before any work, on every process alike
+    # The folder rules before any work, on every process alike (the main one locks it later).
+    OutputFolder(out, "explain", explain_settings(target, cfg.to_dict()), overwrite=overwrite,
+                 files=RESULT_FILES, recognise=legacy_result, lock=False).close()
     with progress_bar(f"{cfg.method} explanation", enabled=main_process) as progress, \
             process_out_dir(out) as where:
         result, out_dir = explain_to_dir(image, target, where, config=cfg, overwrite=overwrite,
@@ -249,42 +276,66 @@ def demo_model_train(
     model: Annotated[str, typer.Option("--model", help="demo, demo-biased or demo-classifier.")
                      ] = "demo",
     out: Annotated[Optional[Path], typer.Option(
-        help="Output folder (default demo-models/MODEL).")] = None,
+        help="Output folder: new, empty or an earlier training of the same settings "
+             "(default demo-models/MODEL).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     steps: Annotated[Optional[int], typer.Option(
-        help="Training steps (default: the shipped model's).")] = None,
-    threads: Annotated[int, typer.Option(help="CPU threads (1 is fastest on a busy machine).")] = 1,
+        help="Training steps, at least 1 (default: the shipped model's).")] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads, at least 1 (1 is fastest on a busy "
+                                              "machine).")] = 1,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace an earlier training in --out made with other settings.")] = False,
     replace_shipped: Annotated[bool, typer.Option(
         "--replace-shipped", help="Allow --out to be the packaged checkpoint folder.")] = False,
 ) -> None:
-    """Train one embedded model on the synthetic shapes world (CPU, 15-30 minutes)."""
+    """Train one embedded model on the synthetic shapes world (CPU, 15-30 minutes). Every
+    setting and --out are checked first; the checkpoint is written into a temporary folder
+    and moved into place at the end, so a failed or interrupted run writes nothing."""
     import json
 
     from ..demo_model.zoo import KINDS, MODEL_DIRS
     from ..errors import InputError
+    from ..runs.folder import OutputFolder
 
     if model not in KINDS:
         raise InputError(f"--model {model!r}: choose from {', '.join(KINDS)}")
+    if steps is not None and steps < 1:
+        raise InputError(f"--steps must be at least 1, got {steps}")
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
     target = (out or Path("demo-models") / model).expanduser()
-    shipped = {d.resolve() for d in MODEL_DIRS.values()}
-    if target.resolve() in shipped and not replace_shipped:
+    shipped_dirs = {d.resolve() for d in MODEL_DIRS.values()}
+    shipped = target.resolve() in shipped_dirs
+    if shipped and not replace_shipped:
         raise InputError(f"{target} holds a shipped checkpoint; add --replace-shipped to "
                          "overwrite it, or pick another --out")
-    if target.exists() and any(target.iterdir()) and target.resolve() not in shipped:
-        raise InputError(f"{target} is not empty; pick a new or empty --out")
+    shipped_info = MODEL_DIRS[model] / "training.json"
+    default_steps = (json.loads(shipped_info.read_text()).get("steps")
+                     if shipped_info.is_file() else None)
+    steps = steps if steps is not None else default_steps
+    settings = {"model": model, "seed": seed, "steps": steps}
+    # The shipped folder (with --replace-shipped) is mmattr's own: replaced file by file.
+    folder = OutputFolder(target, "demo-model train", settings, overwrite=overwrite or shipped,
+                          recognise=(lambda p: True) if shipped else None)
     from ..demo_model.train import train
 
-    shipped_info = MODEL_DIRS[model] / "training.json"
-    default_steps = json.loads(shipped_info.read_text()).get("steps") if shipped_info.is_file() else None
-    train(target, kind=KINDS[model], seed=seed, threads=threads,
-          **({"steps": steps or default_steps} if (steps or default_steps) else {}))
+    def fill(tmp: Path) -> list[str]:
+        train(tmp, kind=KINDS[model], seed=seed, threads=threads, shown_out=target,
+              **({"steps": steps} if steps else {}))
+        return sorted(p.name for p in tmp.iterdir())
+
+    with folder:
+        folder.write_files(fill)
+        folder.finish()
+    console.print(f"{model} → {target}")
 
 
 @dataset_app.command("shapes")
 @one_line_errors
 def dataset_shapes(
     out: Annotated[Path, typer.Argument(
-        help="Folder to write images/, masks/ and manifest.jsonl into.")],
+        help="Folder to write images/, masks/ and manifest.jsonl into: new, empty or an "
+             "earlier export of the same settings.")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of scenes.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     size: Annotated[int, typer.Option(min=16, help="Image side in pixels.")] = 224,
@@ -292,11 +343,14 @@ def dataset_shapes(
         help="clean, or biased: every star on stripes and stripes nowhere else (the world "
              "demo-biased was trained on).")] = "clean",
     objects: Annotated[str, typer.Option(help="Objects per scene, N or MIN-MAX.")] = "1-3",
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace an earlier export in OUT made with other settings.")] = False,
 ) -> None:
     """Export a seeded synthetic shapes dataset in the manifest format."""
-    from ..datasets.shapes import export_dataset
+    from ..datasets.shapes import WORLDS, export_dataset
     from ..errors import InputError
-    from ..outdir import check_dataset_dir, mark_dataset
+    from ..outdir import dataset_folder
+    from ..runs.folder import OutputFolder
 
     lo, _, hi = objects.partition("-")
     try:
@@ -305,10 +359,25 @@ def dataset_shapes(
         raise InputError(f"--objects {objects!r}: give N or MIN-MAX, e.g. 1-3") from None
     if not 1 <= n_objects[0] <= n_objects[1] <= 36:
         raise InputError(f"--objects {objects!r}: counts must satisfy 1 <= MIN <= MAX <= 36")
-    check_dataset_dir(out)  # never writes over a file or into a folder of someone else's
-    path = export_dataset(out, n_scenes=n, seed=seed, size=size, n_objects=n_objects, world=world)
-    mark_dataset(out)
-    console.print(f"{n} scenes → {path}")
+    if world not in WORLDS:
+        raise InputError(f"--world {world!r}: choose from {', '.join(WORLDS)}")
+    settings = {"n": n, "seed": seed, "size": size, "world": world, "objects": list(n_objects)}
+    # never writes over a file or into a folder of someone else's
+    with OutputFolder(out, "dataset shapes", settings, overwrite=overwrite, what="OUT",
+                      recognise=dataset_folder) as folder:
+        if folder.is_complete():
+            console.print(f"{out} already holds this dataset; --overwrite with other settings "
+                          "replaces it")
+            return
+
+        def fill(tmp: Path) -> list[str]:
+            export_dataset(tmp, n_scenes=n, seed=seed, size=size, n_objects=n_objects,
+                           world=world)
+            return ["images", "masks", "manifest.jsonl"]
+
+        folder.write_files(fill)
+        folder.finish()
+    console.print(f"{n} scenes → {Path(out) / 'manifest.jsonl'}")
 
 
 # `mmattr evaluate`, `audit` and `represent` are attached lazily: see LazyGroup.lazy.

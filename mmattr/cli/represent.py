@@ -28,7 +28,7 @@ def parse_delta(value: str) -> int | None:
 @one_line_errors
 def represent(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder holding manifest.jsonl (the reference images).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: one sub-folder per interpretation.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (new, empty, or an earlier run of the same settings): one sub-folder per interpretation and summary.json.")],
     model: Annotated[str, typer.Option(help="Model spec, e.g. demo-classifier or hf-classifier:FOLDER.")] = "demo-classifier",
     image: Annotated[Optional[Path], typer.Option(help="Explain this image (default: k-means representatives of DATASET).")] = None,
     layer: Annotated[Optional[str], typer.Option(help="ψ: a module path of the image tower (default: picked automatically).")] = None,
@@ -37,10 +37,11 @@ def represent(
     sampler: Annotated[str, typer.Option(help="gradient (linearise at reference images) or walk (at ties, the authors' code).")] = "gradient",
     representatives: Annotated[int, typer.Option("--representatives", "-k", help="Without --image: how many k-means representatives to explain.")] = 8,
     vocabulary: Annotated[Optional[str], typer.Option(help="Zero-shot models: class names (a file, 'shapes' or 'imagenet').")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Fit cache folder (default ~/.cache/mmattr/represent).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="The cache folder every dataset command shares (default $MMATTR_CACHE or ~/.cache/mmattr/embeddings); fits are kept there.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for the boundary sample and k-means.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier run in --out made with other settings.")] = False,
 ) -> None:
     """Fit Representative Interpretations on DATASET (cached), then explain IMAGE or k-means
     representatives: overlay.png, gallery.png and interpretation.json per interpretation."""
@@ -51,7 +52,8 @@ def represent(
                                    boundaries=boundaries, delta=parse_delta(delta),
                                    sampler=sampler, representatives=representatives,
                                    vocabulary=vocabulary, cache_dir=cache_dir, device=device,
-                                   batch_size=batch_size, seed=seed, progress=progress)
+                                   batch_size=batch_size, seed=seed, progress=progress,
+                                   overwrite=overwrite)
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False)
     for row in result["interpretations"]:

@@ -254,14 +254,19 @@ class _Texts:
 
 def train(out_dir: Path, kind: str = "clip", seed: int = 0, steps: int = 1500,
           batch_size: int = 64, lr: float = 2e-3, log: Callable[[str], None] = print,
-          threads: int = 2, evaluate: bool = True, eval_every: int = 0) -> dict:
+          threads: int = 2, evaluate: bool = True, eval_every: int = 0,
+          shown_out: Path | None = None) -> dict:
     """Train one zoo model and save a transformers checkpoint folder to ``out_dir``.
 
     Returns the summary also written to ``out_dir/training.json`` (settings, time, and, with
     ``evaluate``, the held-out accuracies of :func:`mmattr.demo_model.evaluate.evaluate_model`).
+    `shown_out` is the folder the command line names (``out_dir`` may be a temporary folder
+    the checkpoint is moved from).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+    if steps < 1 or threads < 1:
+        raise ValueError(f"steps and threads must be at least 1, got {steps} and {threads}")
     t0 = time.time()
     out_dir = Path(out_dir)
     torch.set_num_threads(threads)
@@ -366,7 +371,7 @@ def train(out_dir: Path, kind: str = "clip", seed: int = 0, steps: int = 1500,
         "templates": list(TEMPLATES) if kind != "classifier" else [],
         "train_seconds": round(train_seconds, 1), "threads": threads,
         "torch": torch.__version__,
-        "command": f"python -m mmattr.demo_model.train --kind {kind} --out {out_dir} "
+        "command": f"python -m mmattr.demo_model.train --kind {kind} --out {shown_out or out_dir} "
                    f"--seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} "
                    f"--threads {threads}",
     }
@@ -417,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--eval-every", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.threads < 1:
+        parser.error("--steps and --threads must be at least 1")
     train(args.out, kind=args.kind, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
           lr=args.lr, threads=args.threads, evaluate=not args.no_eval, eval_every=args.eval_every)
     return 0

@@ -12,9 +12,8 @@ import json
 import time
 import weakref
 from abc import abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -139,38 +138,20 @@ def pixel_curves(image: np.ndarray, attribution: np.ndarray, scorer: TargetScore
     return x.tolist(), ins.tolist(), dele.tolist()
 
 
-_MAP_CACHE: dict | None = None  # a dict only inside `reuse_maps()`
-_MAP_CACHE_SIZE = 8
-
-
-@contextmanager
-def reuse_maps() -> Iterator[None]:
-    """Within this block a baseline's map for the same image, target, model and settings is
-    computed once: `mmattr evaluate` runs ``gradcam`` and ``smdl+prior:gradcam`` on each image,
-    and the prior division reuses the map of the plain run. Scoped, so a long-lived session never
-    serves a map from an adapter whose weights have changed since."""
-    global _MAP_CACHE
-    previous, _MAP_CACHE = _MAP_CACHE, {}
-    try:
-        yield
-    finally:
-        _MAP_CACHE = previous
-
-
 def cached_attribute(explainer: "MapExplainer", image: np.ndarray, target_emb: torch.Tensor,
                      adapter: Adapter, progress: ProgressFn | None = None) -> MapResult:
-    """`explainer.attribute(...)`, served from the `reuse_maps` cache when one is active."""
-    if _MAP_CACHE is None:
+    """`explainer.attribute(...)`, served from its run context's map cache when it has one:
+    `mmattr evaluate` runs ``gradcam`` and ``smdl+prior:gradcam`` on each image with one
+    `MapCache` per item, so the prior division reuses the plain run's map. Keyed on a weak
+    reference to the adapter, the method's settings, the image's and the target's bytes."""
+    maps = explainer.context.maps
+    if maps is None:
         return explainer.attribute(image, target_emb, adapter, progress)
     image = np.ascontiguousarray(image)
     key = (explainer.name, json.dumps(explainer.config.to_dict(), sort_keys=True, default=str),
            weakref.ref(adapter), image.shape, hashlib.sha1(image.tobytes()).hexdigest(),
            hashlib.sha1(target_emb.detach().float().cpu().numpy().tobytes()).hexdigest())
-    if key not in _MAP_CACHE:
-        if len(_MAP_CACHE) >= _MAP_CACHE_SIZE:
-            _MAP_CACHE.pop(next(iter(_MAP_CACHE)))
-        _MAP_CACHE[key] = explainer.attribute(image, target_emb, adapter, progress)
-    return _MAP_CACHE[key]
+    return maps.get(key, lambda: explainer.attribute(image, target_emb, adapter, progress))
 
 
 class MapExplainer(Explainer):

@@ -12,6 +12,7 @@ from ..config import ExplainConfig
 from ..explanation import Explanation
 from ..options import NoOptions, as_dict, parse_options
 from ..registry import Registry
+from ..runs.context import RunContext
 from ..targets import Target
 
 EXPLAINERS: Registry[type["Explainer"]] = Registry("method", components=True)
@@ -58,8 +59,11 @@ class Explainer(ABC):
                 used.add(prior)
         return used
 
-    def __init__(self, config: ExplainConfig) -> None:
+    def __init__(self, config: ExplainConfig, context: RunContext | None = None) -> None:
         self.config = config
+        #: what the run hands this explainer explicitly: how many processes share a search
+        #: step, a map cache (`mmattr.runs.context`); a plain call gets the defaults
+        self.context = context or RunContext()
         self.opts = parse_options(type(self).Options, config.options_for(self.name),
                                   component=self.name, kind="method")
 

@@ -64,7 +64,7 @@ class HsicExplainer(MapExplainer):
         dev = adapter.device
         x = binary_lhs(designs, g * g, seeded_generator(self.config.seed, dev), dev)
         y, passes = _region_scores(image, labels, adapter, target_emb, x, self.config.batch_size,
-                                   self.fill_for(image, dev))
+                                   self.fill_for(image, dev), self.context)
         values = hsic_scores(x, y).float()
         sal = F.interpolate(values.view(1, 1, g, g), size=(H, W), mode="bicubic",
                             align_corners=False)[0, 0]

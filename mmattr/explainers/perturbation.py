@@ -41,9 +41,12 @@ def _feature_components(method: str, config) -> set[str]:
 
 def _region_scores(image: np.ndarray, labels: np.ndarray, adapter: Adapter,
                    target_emb: torch.Tensor, subsets: torch.Tensor, batch_size: int,
-                   fill: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """Cosine to the target of each (M, N) subset shown on the fill (None: black)."""
-    stack = RegionStack(image, labels, adapter, batch_size=batch_size, fill=fill)
+                   fill: torch.Tensor | None = None, context: Any = None
+                   ) -> tuple[torch.Tensor, int]:
+    """Cosine to the target of each (M, N) subset shown on the fill (None: black); `context`
+    is the explainer's `RunContext`."""
+    stack = RegionStack(image, labels, adapter, batch_size=batch_size, fill=fill,
+                        context=context)
     emb, _ = stack.embed(subsets, masked_out=False)
     return emb @ target_emb.to(emb.dtype), stack.forward_passes
 
@@ -144,7 +147,7 @@ class LimeExplainer(MapExplainer):
         z = torch.randint(0, 2, (o.samples, n), generator=gen, device=adapter.device).float()
         z[0] = 1
         y, passes = _region_scores(image, labels, adapter, target_emb, z, self.config.batch_size,
-                                   self.fill_for(image, adapter.device))
+                                   self.fill_for(image, adapter.device), self.context)
         coef, _ = weighted_ridge(z, y, lime_kernel(z, o.kernel_width), o.alpha)
         values = coef.float().cpu().numpy()
         return MapResult(values[labels], passes, regions=labels, region_values=values,
@@ -183,7 +186,8 @@ class KernelShapExplainer(MapExplainer):
                                             seeded_generator(self.config.seed, dev), dev)
         ends = torch.stack([torch.zeros(n, device=dev), torch.ones(n, device=dev)])
         y, passes = _region_scores(image, labels, adapter, target_emb, torch.cat([ends, z]),
-                                   self.config.batch_size, self.fill_for(image, dev))
+                                   self.config.batch_size, self.fill_for(image, dev),
+                                   self.context)
         phi = kernel_shap_values(z.cpu(), y[2:].cpu(), weights.cpu(), float(y[0]), float(y[1]))
         values = phi.float().numpy()
         return MapResult(values[labels], passes, regions=labels, region_values=values,

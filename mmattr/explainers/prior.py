@@ -63,7 +63,7 @@ class PriorDivider(Divider):
         cfg = context.config.replace(method=method)
         if cfg.division.startswith("prior"):
             cfg = cfg.replace(division="slico")
-        explainer = EXPLAINERS.get(method)(cfg)
+        explainer = EXPLAINERS.get(method)(cfg, context=context.run)
         result = cached_attribute(explainer, image,
                                   target_embedding(context.adapter, context.target),
                                   context.adapter)

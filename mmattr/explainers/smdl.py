@@ -37,7 +37,7 @@ class SMDLExplainer(Explainer):
         cfg = self.config
         t0 = time.perf_counter()
         divider = divider_from_config(cfg)
-        labels = divider.divide(image, DivisionContext(adapter, target, cfg))
+        labels = divider.divide(image, DivisionContext(adapter, target, cfg, self.context))
         prior_passes = int(getattr(divider, "forward_passes", 0))
         t_divide = time.perf_counter()
 
@@ -48,6 +48,7 @@ class SMDLExplainer(Explainer):
             target_index = vocab.target_index if vocab is not None else None
 
             stack = RegionStack(image, labels, adapter, batch_size=cfg.batch_size,
+                                context=self.context,
                                 fill=self.fill_for(image, adapter.device))
             # F(s_i) costs N passes; only the effectiveness term needs it.
             region_emb = (stack.embed_regions() if cfg.weights.effectiveness != 0

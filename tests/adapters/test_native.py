@@ -136,7 +136,8 @@ def test_fallback_to_transformers(tiny_align, tmp_path, monkeypatch, case):
         else:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    assert _native.load(str(folder)) is None and _native.last_reason
+    got = _native.load(str(folder))
+    assert not got.loaded and got.reason
     if case == "no_tokenizer_json":
         return  # transformers would need the vocab files; only the decision is checked here
     adapter = HFAdapter(str(folder), device=torch.device("cpu"))
@@ -146,8 +147,10 @@ def test_fallback_to_transformers(tiny_align, tmp_path, monkeypatch, case):
 
 def test_native_conditions_hold_for_the_demo_and_tiny_align(tiny_align):
     for folder in (DEMO, tiny_align):
-        assert _native.load(str(folder)) is not None, _native.last_reason
-    assert _native.load("kakaobrain/align-base") is None  # a hub id: transformers' path
+        got = _native.load(str(folder))
+        assert got.loaded, got.reason
+    hub = _native.load("kakaobrain/align-base")  # a hub id: transformers' path
+    assert not hub.loaded and hub.reason == "not a local folder"
 
 
 def test_demo_loads_without_transformers():

@@ -111,7 +111,7 @@ def test_cli_audit_and_bad_input(shapes_set, tmp_path, monkeypatch):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    fails([str(shapes_set), "--out", str(busy)], "holds other files")
+    fails([str(shapes_set), "--out", str(busy)], "mmattr did not write")
     assert (busy / "notes.txt").read_text() == "mine" and os.listdir(busy) == ["notes.txt"]
     fails([str(tmp_path / "nope"), "--out", str(tmp_path / "o4")], "not found")
 

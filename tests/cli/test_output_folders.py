@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from mmattr.cli import app
 from mmattr.datasets.shapes import render_scene
 from mmattr.explanation import RESULT_FILES
-from mmattr.outdir import (MARKER, TMP_PREFIX, check_out_dir, default_out_dir, is_complete,
-                           read_marker)
+from mmattr._io import TMP_PREFIX
+from mmattr.outdir import default_out_dir
+from mmattr.runs.folder import MARKER, OutputFolder, is_complete, read_marker
 from mmattr.targets import Target
 
 runner = CliRunner()
@@ -68,8 +69,14 @@ def test_already_done_is_decided_by_content_not_path(scene, tmp_path):
     assert edited.exit_code == 0 and "already holds" not in edited.output, edited.output
     new = json.loads((out / "explanation.json").read_text())
     assert new["image_sha256"] != old["image_sha256"]
-    # Other settings are new work too; a copy of the image elsewhere is the same work.
-    other = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out), "--seed", "3")
+    # Other settings are refused in a folder that holds a result (one line, nothing touched);
+    # --overwrite replaces it. A copy of the image elsewhere is the same work.
+    before = (out / "explanation.json").read_bytes()
+    refused = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out), "--seed", "3")
+    assert refused.exit_code == 2 and "other settings (config)" in refused.output
+    assert "--overwrite" in refused.output and (out / "explanation.json").read_bytes() == before
+    other = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out), "--seed", "3",
+                "--overwrite")
     assert other.exit_code == 0 and "already holds" not in other.output
     copy = tmp_path / "copy.png"
     copy.write_bytes(scene.read_bytes())
@@ -94,7 +101,7 @@ def test_redo_keeps_user_files_and_cleans_stray_temp(scene, tmp_path):
     again = run(tmp_path, str(scene), "--text", "a red circle", "--out", str(out))
     assert "already holds" in again.output  # skipping still cleans up
     assert not stray.exists() and not legacy.exists() and theirs.exists()
-    redo = run(tmp_path, str(scene), "--text", "a blue square", "--out", str(out))
+    redo = run(tmp_path, str(scene), "--text", "a blue square", "--out", str(out), "--overwrite")
     assert redo.exit_code == 0, redo.output
     assert (out / "my_notes.txt").read_text() == "mine\n"
     assert sorted(p.name for p in out.iterdir()) == sorted([*RESULT_FILES, MARKER, "my_notes.txt"])
@@ -104,7 +111,7 @@ def test_redo_keeps_user_files_and_cleans_stray_temp(scene, tmp_path):
 def test_empty_and_legacy_folders_are_usable(scene, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert check_out_dir(empty) == "empty"
+    assert OutputFolder(empty, "explain").state == "empty"
     assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(empty)).exit_code == 0
     assert is_complete(empty)
     # A folder an older version wrote (no marker, only its files) is recognised as mmattr's.
@@ -113,7 +120,9 @@ def test_empty_and_legacy_folders_are_usable(scene, tmp_path):
     for name in RESULT_FILES:
         (legacy / name).write_bytes(b"old")
     (legacy / "explanation.json").write_text(json.dumps({"mmattr_version": "0.0.1"}))
-    assert check_out_dir(legacy, RESULT_FILES) == "ours"
+    from mmattr.outdir import legacy_result
+
+    assert OutputFolder(legacy, "explain", {}, recognise=legacy_result).state == "same"
     assert run(tmp_path, str(scene), "--text", "a red circle", "--out", str(legacy)).exit_code == 0
     assert is_complete(legacy)
     # An explanation.json not written by mmattr does not make a folder ours.
@@ -159,16 +168,17 @@ def test_summary_on_stdout_and_long_prompt_warning(scene, tmp_path):
 
 
 def test_progress_lines_without_a_terminal(monkeypatch, capsys):
-    from mmattr.cli import _common
+    from mmattr.runs.progress import ProgressLines
 
     ticks = iter([0.0, 1.0, 6.0, 7.0, 13.0, 14.0])
-    update = _common.progress_lines("smdl explanation", interval=5.0, clock=lambda: next(ticks))
+    update = ProgressLines("smdl explanation", interval=5.0, clock=lambda: next(ticks))
     for done in (1, 2, 3, 4, 5):
         update(done, 5)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["smdl explanation: 2/5 (40%), 6 s", "smdl explanation: 4/5 (80%), 13 s",
+    assert lines == ["smdl explanation: 2/5 (40%), 6 s, about 9 s left",
+                     "smdl explanation: 4/5 (80%), 13 s, about 3 s left",
                      "smdl explanation: 5/5 (100%), 14 s"]
-    quiet = _common.progress_lines("x", interval=5.0, clock=iter([0.0, 1.0, 2.0]).__next__)
+    quiet = ProgressLines("x", interval=5.0, clock=iter([0.0, 1.0, 2.0]).__next__)
     quiet(1, 2)
     quiet(2, 2)
     assert capsys.readouterr().err == ""  # a quick run stays quiet
@@ -202,19 +212,18 @@ def test_models_reads_at_80_columns():
 
 
 def test_what_a_killed_save_leaves_is_recognised(tmp_path):
-    from mmattr.outdir import clean_stray
-
     out = tmp_path / "res"
     out.mkdir()
-    (out / "..mmattr.k2j4h5.tmp").write_text("{")  # the marker's temporary file
+    (out / f"{TMP_PREFIX}k2j4h5.tmp").write_text("{")  # the marker's temporary file
     (out / f"{TMP_PREFIX}x1").mkdir()
     (tmp_path / f"{TMP_PREFIX}probe").mkdir()  # a write probe beside it
-    assert check_out_dir(out) == "empty"
-    clean_stray(out)
+    folder = OutputFolder(out, "explain")
+    assert folder.state == "empty"
+    folder.tidy()
+    folder.close()
     assert list(out.iterdir()) == [] and not (tmp_path / f"{TMP_PREFIX}probe").exists()
-    (out / "..mmattr.k2j4h5.tmp").write_text("{")
+    (out / f"{TMP_PREFIX}k2j4h5.tmp").write_text("{")
     (out / "mine.txt").write_text("x")
     with pytest.raises(Exception, match="did not write"):
-        check_out_dir(out)
-    clean_stray(out)
-    assert sorted(p.name for p in out.iterdir()) == ["..mmattr.k2j4h5.tmp", "mine.txt"]
+        OutputFolder(out, "explain")
+    assert sorted(p.name for p in out.iterdir()) == [f"{TMP_PREFIX}k2j4h5.tmp", "mine.txt"]

@@ -146,3 +146,32 @@ def test_cli_refuses_to_overwrite_shipped_weights(tmp_path):
     (tmp_path / "x.txt").write_text("keep")
     res = CliRunner().invoke(app, ["demo-model", "train", "--out", str(tmp_path)])
     assert res.exit_code == 2 and (tmp_path / "x.txt").read_text() == "keep"
+
+
+def test_cli_train_writes_through_the_output_folder(tmp_path, monkeypatch):
+    """`demo-model train` assembles the checkpoint in a temporary folder and moves it into
+    place: files follow the umask (not tempfile's 0600), the marker lists them, nothing else
+    is left; another --steps in the same folder is refused without --overwrite."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from mmattr.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        res = CliRunner().invoke(app, ["demo-model", "train", "--model", "demo-classifier",
+                                       "--steps", "1", "--out", "m"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert names == [".mmattr", "config.json", "model.safetensors", "preprocessor_config.json",
+                     "training.json"]
+    assert all((tmp_path / "m" / n).stat().st_mode & 0o777 == 0o644 for n in names)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+    assert "--out m " in json.loads((tmp_path / "m" / "training.json").read_text())["command"]
+    res = CliRunner().invoke(app, ["demo-model", "train", "--model", "demo-classifier",
+                                   "--steps", "2", "--out", "m"])
+    assert res.exit_code == 2 and "other settings (steps)" in res.output

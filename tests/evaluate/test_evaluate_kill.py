@@ -1,7 +1,7 @@
 """Kill suite: SIGKILL `mmattr evaluate` at random points, rerun, and check that nothing was
 lost and nothing duplicated.
 
-A kill point is a phase plus a random delay: right after ``run.json`` appears (before or while
+A kill point is a phase plus a random delay: right after the ``.mmattr`` marker appears (before or while
 the first record is written; in a folder that has one, early in the run), after a random number of new records reached the disk, or after
 the last one (while the reports are written), so kills land in every phase however fast the
 machine is. The default run kills at 3 points in forked children of this process (no interpreter
@@ -25,6 +25,10 @@ import pytest
 from typer.testing import CliRunner
 
 import toy_colour_model  # noqa: F401  (registers the toycolour model in this process)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kill"))
+from killlib import run_forked  # noqa: E402  (tests/kill: what the kill suites share)
+from mmattr._io import is_temp
 from mmattr.cli.main import app
 from mmattr.datasets.shapes import export_dataset
 from mmattr.evaluate import read_results
@@ -45,21 +49,6 @@ def _lines_on_disk(out: Path) -> int:
     return n
 
 
-def _child(argv: list[str]) -> None:  # a forked child: the real command, then a hard exit
-    import torch
-
-    torch.set_num_threads(1)
-    sys.stdout = sys.stderr = open(os.devnull, "w")
-    code = 0
-    try:
-        app(argv, prog_name="mmattr", standalone_mode=False)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        code = 1
-    os._exit(code)
-
-
 class _Proc:
     """A running `mmattr evaluate`: a forked child of this process or a real subprocess."""
 
@@ -71,7 +60,7 @@ class _Proc:
             self.p = subprocess.Popen([sys.executable, str(SCRIPT), *argv], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
-            self.p = multiprocessing.get_context("fork").Process(target=_child, args=(argv,))
+            self.p = multiprocessing.get_context("fork").Process(target=run_forked, args=(argv,))
             self.p.start()
 
     def alive(self) -> bool:
@@ -90,9 +79,9 @@ def _kill_at(proc: _Proc, out: Path, phase: str, new: int, delay: float) -> bool
     base = _lines_on_disk(out)
     deadline = time.monotonic() + 180
     # "marker" in a folder that has one already: a kill early in the run, after `delay` alone
-    marked = (out / "run.json").is_file()
+    marked = (out / ".mmattr").is_file()
     while proc.alive() and time.monotonic() < deadline:
-        if phase == "marker" and (marked or (out / "run.json").is_file()):
+        if phase == "marker" and (marked or (out / ".mmattr").is_file()):
             break
         if phase != "marker" and _lines_on_disk(out) >= base + new:
             break
@@ -119,8 +108,11 @@ def _check_against(out: Path, reference: dict) -> None:
     for k, ref in reference.items():
         for name, value in ref["metrics"].items():
             np.testing.assert_allclose(got[k]["metrics"][name], value, atol=1e-6, err_msg=str(k))
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
-    assert json.loads((out / "run.json").read_text())["command"] == "evaluate"
+    assert not [p.name for p in out.iterdir() if is_temp(p.name)], "temporary files left"
+    marker = json.loads((out / ".mmattr").read_text())
+    assert marker["command"] == "evaluate" and marker["state"] == "complete"
+    assert sorted(p.name for p in out.iterdir()) == sorted([".mmattr", *marker["files"],
+                                                            *[p.name for p in out.glob("results*.jsonl")]])
     rows = (out / "results.csv").read_text().splitlines()
     assert len(rows) == len(reference) + 1
     assert f"{len(reference)} records" in (out / "summary.md").read_text()
@@ -145,7 +137,7 @@ def _suite(tmp_path: Path, chains: list[list[str]], seed: int, real_chains: int 
                 phase = "reports"  # all done: the rerun only writes its reports
             new = {"marker": 0, "records": rng.randint(1, max(1, left - 1)),
                    "reports": left}[phase]
-            fresh = not (out / "run.json").is_file()
+            fresh = not (out / ".mmattr").is_file()
             delay = rng.uniform(0.0, 0.05 if phase == "marker" and fresh else 0.3)
             t = time.monotonic()
             landed = _kill_at(_Proc(data, out, real=c < real_chains), out, phase, new, delay)

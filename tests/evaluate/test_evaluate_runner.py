@@ -77,7 +77,7 @@ def test_overwrite_starts_again_and_keeps_other_files(dataset, tmp_path):
     assert f"{n} new, 0 already done" in r.output
     recs = read_results(out)
     assert len(recs) == n and all(len(x["metrics"]["insertion_curve"]) == 4 for x in recs)
-    assert json.loads((out / "run.json").read_text())["settings"]["steps"] == 3
+    assert json.loads((out / ".mmattr").read_text())["settings"]["steps"] == 3
     assert (out / "my-notes.txt").read_text() == "keep"
 
 
@@ -225,7 +225,7 @@ FUZZ = {
     "all-missing": "no usable image", "all-zero-byte": "could be evaluated",
     "all-truncated": "could be evaluated", "all-directory": "is not a file",
     "all-1x1": "too small", "out-is-file": "is a file", "out-under-file": "cannot create",
-    "out-foreign": "holds other files", "bad-yaml": "", "unknown-method": "did you mean smdl",
+    "out-foreign": "mmattr did not write", "bad-yaml": "", "unknown-method": "did you mean smdl",
     "empty-methods": "no method given", "unknown-metric": "did you mean insertion",
     "bad-fill": "unknown fill", "bad-score": "unknown score", "zero-steps": "at least 1",
     "zero-limit": "at least 1", "unknown-model": "nosuchfamily", "bad-prior": "nothing",

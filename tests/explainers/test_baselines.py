@@ -376,11 +376,12 @@ FAST_FLAGS = [arg for component, opts in FAST.items() for name, value in opts.it
               for arg in ("-O", f"{component}.{name}={value}")]
 
 
-def test_reuse_maps_computes_a_prior_once(hotbox, gray_image, monkeypatch):
-    """Inside `reuse_maps` (as `mmattr evaluate` runs), `saliency` then `smdl+prior:saliency` on
-    the same image compute the saliency map once; the explanations equal those made apart."""
+def test_map_cache_computes_a_prior_once(hotbox, gray_image, monkeypatch):
+    """With a run context's `MapCache` (as `mmattr evaluate` runs each item), `saliency` then
+    `smdl+prior:saliency` on the same image compute the saliency map once; the explanations
+    equal those made apart. No module state: a call without the context caches nothing."""
     from mmattr.explainers import EXPLAINERS
-    from mmattr.explainers._common import reuse_maps
+    from mmattr.runs.context import MapCache, RunContext
 
     cls = EXPLAINERS.get("saliency")
     calls = []
@@ -395,16 +396,17 @@ def test_reuse_maps_computes_a_prior_once(hotbox, gray_image, monkeypatch):
              mmattr.explain(gray_image, text="x", model=hotbox, division="prior:saliency",
                             regions=9)]
     assert len(calls) == 2
-    with reuse_maps():
-        together = [mmattr.explain(gray_image, text="x", model=hotbox, method="saliency"),
-                    mmattr.explain(gray_image, text="x", model=hotbox, division="prior:saliency",
-                                   regions=9)]
-        # Another target is another map.
-        mmattr.explain(gray_image, text="y", model=hotbox, method="saliency")
-    assert len(calls) == 4
+    ctx = RunContext.per_item(MapCache())
+    together = [mmattr.explain(gray_image, text="x", model=hotbox, method="saliency",
+                               context=ctx),
+                mmattr.explain(gray_image, text="x", model=hotbox, division="prior:saliency",
+                               regions=9, context=ctx)]
+    # Another target is another map.
+    mmattr.explain(gray_image, text="y", model=hotbox, method="saliency", context=ctx)
+    assert len(calls) == 4 and len(ctx.maps) == 2
     np.testing.assert_array_equal(apart[0].attribution, together[0].attribution)
     assert apart[1].order == together[1].order
     np.testing.assert_array_equal(apart[1].regions, together[1].regions)
-    # Outside the block nothing is cached.
+    # Without the context nothing is cached.
     mmattr.explain(gray_image, text="x", model=hotbox, method="saliency")
     assert len(calls) == 5

@@ -19,23 +19,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from fuzzlib import assert_one_line, check_read_only_place, snapshot
 from mmattr.cli import app
 from mmattr.datasets.shapes import render_scene
 
 runner = CliRunner()
 FAST = ["--division", "grid", "--regions", "9", "--search", "exact"]
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under `root` with its kind, bytes and permission bits."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            out[str(p.relative_to(root))] = (p.is_dir(), None if p.is_dir() else p.read_bytes(),
-                                             st.st_mode)
-    return out
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -118,15 +107,6 @@ def _invoke(world: Path, image: str, extra: list[str], out: str | None):
         os.chdir(cwd)
 
 
-def assert_one_line(result, expect: str) -> str:
-    text = result.output.strip()
-    assert result.exit_code == 2, (result.exit_code, text)
-    assert len(text.splitlines()) == 1, text
-    assert text.startswith("error: ") and expect in text, text
-    assert "Traceback" not in text
-    return text
-
-
 @pytest.mark.parametrize("name,image,extra,out,expect", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_touches_nothing(world, name, image, extra, out, expect):
     if out is None:  # the default output folder's parent is a file
@@ -138,23 +118,7 @@ def test_bad_input_is_one_line_and_touches_nothing(world, name, image, extra, ou
 
 
 def test_read_only_place(world, tmp_path_factory):
-    if os.geteuid() == 0:  # root writes through permission bits: use a kernel file system
-        if os.path.exists("/sys/mmattr-fuzz"):
-            pytest.skip("/sys/mmattr-fuzz exists")
-        out = "/sys/mmattr-fuzz/out"
-        result = _invoke(world, SCENE, [], out)
-        assert_one_line(result, "read-only")
-        assert not os.path.exists("/sys/mmattr-fuzz")
-        return
-    ro = world / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        before = snapshot(world)
-        assert_one_line(_invoke(world, SCENE, [], "ro/out"), "read-only")
-        assert snapshot(world) == before
-    finally:
-        ro.chmod(0o755)
+    check_read_only_place(world, lambda out: _invoke(world, SCENE, [], out))
 
 
 def test_dataset_shapes_on_a_file(world):

@@ -2,7 +2,7 @@
 
 Every call that changes the disk while a result is saved (made folders, temporary folders,
 written files, renames, chmods, removals) is one step. `install(k)` counts the steps from the
-moment `mmattr.outdir.write_result` is entered and sends SIGKILL to this very process just
+moment `OutputFolder.write_files` (mmattr.runs.folder) is entered and sends SIGKILL to this very process just
 before step `k`, so a test can stop a save at each of its points in turn. Run as a script:
 ``python killhook.py K COUNT_FILE mmattr-args...`` (K = -1: never kill; the number of steps is
 written to COUNT_FILE at exit).
@@ -31,7 +31,7 @@ def _targets():
 
 def install(kill_at: int, setattr_: Callable = setattr) -> dict:
     """Patch the disk-changing calls; returns the live counter ``{"armed", "steps"}``."""
-    import mmattr.outdir as outdir
+    from mmattr.runs.folder import OutputFolder
 
     state = {"armed": False, "steps": 0}
 
@@ -50,16 +50,16 @@ def install(kill_at: int, setattr_: Callable = setattr) -> dict:
 
         setattr_(owner, name, functools.wraps(original)(wrapped))
 
-    original_write = outdir.write_result
+    original_write = OutputFolder.write_files
 
-    def write_result(*args, **kwargs):
+    def write_files(*args, **kwargs):
         state["armed"] = True
         try:
             return original_write(*args, **kwargs)
         finally:
             state["armed"] = False
 
-    setattr_(outdir, "write_result", write_result)
+    setattr_(OutputFolder, "write_files", write_files)
     return state
 
 

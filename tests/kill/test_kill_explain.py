@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 from mmattr.cli import app
 from mmattr.datasets.shapes import render_scene
 from mmattr.explanation import RESULT_FILES
-from mmattr.outdir import MARKER, TMP_PREFIX, check_out_dir, is_complete, read_marker
+from mmattr._io import TMP_PREFIX, is_temp
+from mmattr.runs.folder import MARKER, OutputFolder, is_complete, read_marker
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -52,18 +53,19 @@ def setup(tmp_path_factory):
     return image, root / "reference", state["steps"]
 
 
-def _explain(image: Path, out: Path, text: str = "a red circle"):
-    return runner.invoke(app, ["explain", str(image), "--text", text, *ARGS, "--out", str(out)])
+def _explain(image: Path, out: Path, text: str = "a red circle", extra: tuple = ()):
+    return runner.invoke(app, ["explain", str(image), "--text", text, *ARGS, "--out", str(out),
+                               *extra])
 
 
-def _killed_run(image: Path, out: Path, step: int, tmp: Path) -> int:
+def _killed_run(image: Path, out: Path, step: int, tmp: Path, extra: tuple = ()) -> int:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
     # Output to files, not pipes; its own session, so nothing it started can outlive the test.
     with open(tmp / "stdout.txt", "w") as so, open(tmp / "stderr.txt", "w") as se:
         proc = subprocess.Popen(
             [sys.executable, str(HERE / "killhook.py"), str(step), str(tmp / "steps.txt"),
-             "explain", str(image), "--text", "a red circle", *ARGS, "--out", str(out)],
+             "explain", str(image), "--text", "a red circle", *ARGS, "--out", str(out), *extra],
             env=env, cwd=tmp, stdout=so, stderr=se, start_new_session=True)
         try:
             return proc.wait(timeout=900)
@@ -84,10 +86,8 @@ def _consistent_after_kill(out: Path, user_file: Path | None) -> None:
         return
     marker = read_marker(out)
     if marker is None:  # killed before the folder was marked: empty but for mmattr's temp files
-        from mmattr.outdir import _our_temp
-
-        assert all(_our_temp(p) for p in out.iterdir()), sorted(p.name for p in out.iterdir())
-        assert check_out_dir(out) == "empty"
+        assert all(is_temp(p.name) for p in out.iterdir()), sorted(p.name for p in out.iterdir())
+        assert OutputFolder(out, "explain", lock=False).state == "empty"
         return
     if marker["state"] == "complete":
         assert is_complete(out)
@@ -95,8 +95,9 @@ def _consistent_after_kill(out: Path, user_file: Path | None) -> None:
         np.load(out / "attribution.npy")
 
 
-def _check_rerun(out: Path, reference: Path, image: Path, user_file: Path | None) -> None:
-    result = _explain(image, out)
+def _check_rerun(out: Path, reference: Path, image: Path, user_file: Path | None,
+                 extra: tuple = ()) -> None:
+    result = _explain(image, out, extra=extra)
     assert result.exit_code == 0, result.output
     extra = {user_file.name} if user_file is not None else set()
     assert sorted(p.name for p in out.iterdir()) == sorted({*RESULT_FILES, MARKER, *extra})
@@ -117,6 +118,8 @@ def _check_rerun(out: Path, reference: Path, image: Path, user_file: Path | None
 
 
 def _scenario(kind: str, image: Path, tmp: Path) -> tuple[Path, Path | None]:
+    """A new folder, or one holding an earlier result (another target: replaced with
+    --overwrite) and a user's file."""
     out = tmp / "parent" / "res"
     if kind == "new":
         return out, None
@@ -136,17 +139,21 @@ def _count_steps(setup, kind: str, tmp: Path) -> int:
     out, _ = _scenario(kind, image, tmp)
     with pytest.MonkeyPatch.context() as mp:
         state = killhook.install(-1, setattr_=mp.setattr)
-        assert _explain(image, out).exit_code == 0
+        assert _explain(image, out, extra=_extra(kind)).exit_code == 0
     return state["steps"]
+
+
+def _extra(kind: str) -> tuple:
+    return ("--overwrite",) if kind == "earlier result" else ()
 
 
 def _kill_and_rerun(setup, kind: str, step: int, tmp: Path) -> None:
     image, reference, _ = setup
     out, user = _scenario(kind, image, tmp)
-    code = _killed_run(image, out, step, tmp)
+    code = _killed_run(image, out, step, tmp, _extra(kind))
     assert code == -9, f"step {step}: the run was not killed (exit {code})"
     _consistent_after_kill(out, user)
-    _check_rerun(out, reference, image, user)
+    _check_rerun(out, reference, image, user, _extra(kind))
 
 
 def test_save_has_steps_to_kill(setup):

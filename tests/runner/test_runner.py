@@ -1,5 +1,6 @@
-"""Known-answer tests of the dataset runner: reading (manifest, ImageFolder), resume, dedupe,
-bad items, the output folder's rules, and the embedding cache."""
+"""Known-answer tests of the runs package: reading (manifest, ImageFolder, symbolic links),
+the mask rule, resume keyed by content, dedupe, bad items, the output folder's rules and its
+lock, and the embedding store."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from PIL import Image
 from mmattr.adapters._preprocess import Preprocess
 from mmattr.adapters.base import Adapter
 from mmattr.errors import InputError
-from mmattr.runner import (EmbeddingCache, ItemError, ProgressLines, RunFolder, encode_items,
-                           file_digest, load_item_image, model_key, read_dataset, run_items)
+from mmattr.runs import (EmbeddingCache, ItemError, OutputFolder, ProgressLines, encode_items,
+                         file_digest, load_item_image, model_key, read_dataset, run_items)
 
 
 def _png(path: Path, colour=(200, 30, 30), size=(12, 10)) -> Path:
@@ -119,8 +120,8 @@ def test_run_resumes_dedupes_and_repairs(tmp_path):
     items = _items(tmp_path)
     out = tmp_path / "out"
     calls: list = []
-    folder = RunFolder(out, "test", {"k": 1}, records="results")
-    res = run_items(folder, items[:2], ("a", "bb"), _work(calls))
+    with OutputFolder(out, "test", {"k": 1}, records="results") as folder:
+        res = run_items(folder, items[:2], ("a", "bb"), _work(calls))
     assert (res.new, res.done_before, res.bad) == (4, 0, [])
     assert calls == [("0.png", "a"), ("0.png", "bb"), ("1.png", "a"), ("1.png", "bb")]
     # a kill mid-write leaves half a line: cut on the next run, that record redone
@@ -130,8 +131,8 @@ def test_run_resumes_dedupes_and_repairs(tmp_path):
         f.truncate()
         f.write(data[:-7])
     calls.clear()
-    folder = RunFolder(out, "test", {"k": 1}, records="results")
-    res = run_items(folder, items, ("a", "bb"), _work(calls))
+    with OutputFolder(out, "test", {"k": 1}, records="results") as folder:
+        res = run_items(folder, items, ("a", "bb"), _work(calls))
     assert calls == [("1.png", "bb"), ("2.png", "a"), ("2.png", "bb"), ("3.png", "a"),
                      ("3.png", "bb")]
     assert (res.new, res.done_before) == (5, 3)
@@ -139,25 +140,49 @@ def test_run_resumes_dedupes_and_repairs(tmp_path):
     recs = [json.loads(x) for x in lines]
     assert len(recs) == 8 == len({(r["item"], r["task"]) for r in recs})
     assert {(r["item"], r["task"]): r["value"] for r in recs}[(items[3].key, "bb")] == 32
-    assert folder.log.read() == recs
+    assert folder.log.read() == recs == res.records
     calls.clear()
-    res = run_items(RunFolder(out, "test", {"k": 1}, records="results"), items, ("a", "bb"),
-                    _work(calls))
+    with OutputFolder(out, "test", {"k": 1}, records="results") as folder:
+        res = run_items(folder, items, ("a", "bb"), _work(calls))
     assert calls == [] and (res.new, res.done_before) == (0, 8)
+    # a duplicated line (two runs racing, a rerun beside a killed one) is read once
+    with open(out / "results.jsonl", "a") as f:
+        f.write(lines[0] + "\n")
+    with OutputFolder(out, "test", {"k": 1}, records="results") as folder:
+        res = run_items(folder, items, ("a", "bb"), _work(calls))
+    assert calls == [] and len(res.records) == 8 and res.done_before == 8
 
 
 def test_bad_item_is_skipped_counted_and_retried(tmp_path):
     items = _items(tmp_path)
     calls: list = []
-    folder = RunFolder(tmp_path / "out", "test", {})
-    res = run_items(folder, items, ("a", "bb"), _work(calls, {("1.png", "bb")}))
+    with OutputFolder(tmp_path / "out", "test", {}, records="records") as folder:
+        res = run_items(folder, items, ("a", "bb"), _work(calls, {("1.png", "bb")}))
     assert res.new == 7 and [(b.image, b.line) for b in res.bad] == [("1.png", 2)]
     assert "cannot read 1.png" in res.bad[0].describe()
     keys = {(r["item"], r["task"]) for r in folder.log.read()}
     assert (items[1].key, "a") in keys and (items[1].key, "bb") not in keys  # kept what it made
     calls.clear()
-    res = run_items(RunFolder(tmp_path / "out", "test", {}), items, ("a", "bb"), _work(calls))
+    with OutputFolder(tmp_path / "out", "test", {}, records="records") as folder:
+        res = run_items(folder, items, ("a", "bb"), _work(calls))
     assert calls == [("1.png", "bb")] and res.new == 1 and res.bad == []
+
+
+def test_a_record_is_reused_only_for_the_same_content(tmp_path):
+    """An edited image is worked on again; its old record is never read as the item's."""
+    items = _items(tmp_path, 3)
+    out = tmp_path / "out"
+    with OutputFolder(out, "test", {}, records="records") as folder:
+        first = run_items(folder, items, ("a",), _work([]))
+    _png(items[1].path, (99, 99, 99))  # new pixels, same path
+    calls: list = []
+    with OutputFolder(out, "test", {}, records="records") as folder:
+        res = run_items(folder, items, ("a",), _work(calls))
+    assert calls == [("1.png", "a")] and (res.new, res.done_before) == (1, 2)
+    assert len(res.records) == 3 and len(folder.log.read()) == 4  # the stale one is not used
+    by_item = {r["item"]: r["digest"] for r in res.records}
+    assert by_item[items[1].key] == file_digest(items[1].path)
+    assert by_item[items[1].key] != {r["item"]: r["digest"] for r in first.records}[items[1].key]
 
 
 def test_load_item_image_turns_any_failure_into_item_error(tmp_path):
@@ -177,14 +202,17 @@ def test_folder_written_only_with_first_record(tmp_path):
         yield  # pragma: no cover
 
     with pytest.raises(RuntimeError):
-        run_items(RunFolder(out, "test", {"v": 1}), items, ("a",), broken)
+        with OutputFolder(out, "test", {"v": 1}, records="records") as folder:
+            run_items(folder, items, ("a",), broken)
     assert not (tmp_path / "new").exists()
-    # a marker without records (killed between the two writes) blocks nothing
+    # a marker and nothing else (killed between the two writes) blocks nothing
     out.mkdir(parents=True)
-    (out / "run.json").write_text(json.dumps({"command": "test", "settings": {"v": 1}}))
-    folder = RunFolder(out, "test", {"v": 2})
-    run_items(folder, items, ("a",), _work([]))
-    assert json.loads((out / "run.json").read_text())["settings"] == {"v": 2}
+    (out / ".mmattr").write_text(json.dumps({"tool": "mmattr", "command": "test",
+                                             "settings": {"v": 1}, "state": "writing",
+                                             "files": []}))
+    with OutputFolder(out, "test", {"v": 2}, records="records") as folder:
+        run_items(folder, items, ("a",), _work([]))
+    assert json.loads((out / ".mmattr").read_text())["settings"] == {"v": 2}
 
 
 def test_folder_rules(tmp_path):
@@ -192,34 +220,66 @@ def test_folder_rules(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match=r"holds other files \(notes.txt\)"):
-        RunFolder(out, "test", {})
+    with pytest.raises(InputError, match=r"holds files mmattr did not write \(notes.txt\)"):
+        OutputFolder(out, "test", {})
     assert os.listdir(out) == ["notes.txt"]
     with pytest.raises(InputError, match="is a file"):
-        RunFolder(out / "notes.txt", "test", {})
+        OutputFolder(out / "notes.txt", "test", {})
     with pytest.raises(InputError, match="cannot create"):
-        RunFolder(out / "notes.txt" / "sub", "test", {})
+        OutputFolder(out / "notes.txt" / "sub", "test", {})
+    with pytest.raises(InputError, match="inside the dataset folder"):
+        OutputFolder(tmp_path / "data" / "results", "test", {}, avoid=[tmp_path / "data"])
 
     out = tmp_path / "res"
-    run_items(RunFolder(out, "test", {"v": 1}, outputs=("report.txt",)), items, ("a",),
-              _work([]))
-    RunFolder(out, "test", {"v": 1}).write_text("report.txt", "r")
+    with OutputFolder(out, "test", {"v": 1}, records="records") as folder:
+        run_items(folder, items, ("a",), _work([]))
+        folder.write_text("report.txt", "r")
     with pytest.raises(InputError, match=r"other settings \(v\)"):
-        RunFolder(out, "test", {"v": 2})
+        OutputFolder(out, "test", {"v": 2})
     with pytest.raises(InputError, match="a result of `mmattr test`"):
-        RunFolder(out, "audit", {"v": 1})
+        OutputFolder(out, "audit", {"v": 1})
     (out / "user.txt").write_text("keep me")        # the user's file in our folder
-    (out / ".records.abcd1234.tmp").write_text("")  # a killed run's temporary file
-    folder = RunFolder(out, "test", {"v": 2}, outputs=("report.txt",), overwrite=True)
+    (out / ".mmattr-tmp-abcd1234.tmp").write_text("")  # a killed run's temporary file
     calls: list = []
-    run_items(folder, items, ("a",), _work(calls))
-    assert len(calls) == 2  # everything redone
-    assert sorted(os.listdir(out)) == ["records.jsonl", "run.json", "user.txt"]
+    with OutputFolder(out, "test", {"v": 2}, records="records", overwrite=True) as folder:
+        res = run_items(folder, items, ("a",), _work(calls))
+    assert len(calls) == 2 and len(res.records) == 2  # everything redone, nothing old read
+    assert sorted(os.listdir(out)) == [".mmattr", "records.jsonl", "user.txt"]
     assert (out / "user.txt").read_text() == "keep me"
 
 
+def test_other_settings_are_refused_even_without_records(tmp_path):
+    """A report without records (an audit with no explanation yet) is a result too."""
+    out = tmp_path / "res"
+    with OutputFolder(out, "test", {"dataset": "a"}, records="records") as folder:
+        folder.write_text("report.html", "<p>a</p>")
+        folder.finish()
+    with pytest.raises(InputError, match=r"other settings \(dataset\)"):
+        OutputFolder(out, "test", {"dataset": "b"}, records="records")
+    assert (out / "report.html").read_text() == "<p>a</p>"
+
+
+def test_one_run_at_a_time(tmp_path):
+    """The folder's lock: a second run (another process) is refused while one holds it."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "res"
+    with OutputFolder(out, "test", {}) as folder:
+        folder.write_text("a.txt", "a")
+        code = ("from mmattr.runs import OutputFolder; from mmattr.errors import InputError\n"
+                f"try:\n    OutputFolder({str(out)!r}, 'test', {{}})\n"
+                "except InputError as e:\n    print(e)\n")
+        got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        assert "in use by another mmattr run" in got.stdout, got.stdout + got.stderr
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert got.stdout == "" and got.returncode == 0, got.stdout + got.stderr
+
+
 def test_progress_lines(capsys):
-    p = ProgressLines("encode", interval=0.0)
+    p = ProgressLines("encode", interval=0.0, unit="items")
     p(0, 3)
     p(1, 3)
     p(3, 3)
