@@ -192,11 +192,15 @@ def text_table(args) -> None:
 
     lines_of = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
     renderer_of = {rec["image"]: rec["renderer"] for rec in lines_of}
-    records = [r for r in summary.records if r["method"] in methods]
+    # the cost beside the quality: encoder passes and seconds per caption (from each record,
+    # so a resumed run still shows what the explanations cost when they were made)
+    records = [{**r, "metrics": {**r["metrics"], "passes": r["explain_forward_passes"],
+                                 "seconds": r["explain_seconds"]}}
+               for r in summary.records if r["method"] in methods]
     records += best_pair_records(data, lines_of, args.model)
     seconds = time.perf_counter() - t0
-    cols = ["keywords_top", "insertion", "deletion"]
-    heads = ["keywords top-2 ↑", "Insertion ↑", "Deletion ↓"]
+    cols = ["keywords_top", "insertion", "deletion", "passes", "seconds"]
+    heads = ["keywords top-2 ↑", "Insertion ↑", "Deletion ↓", "passes", "s / caption"]
     labels = {**TEXT_LABELS, "best_pair": "SMDL's objective, best pair (every pair tried)"}
     lines = ["# Benchmark: the text side (which words make a caption match the image)", "",
              f"Command: `python benchmarks/paper_tables.py {' '.join(sys.argv[1:])}`  ",
@@ -234,7 +238,11 @@ def text_table(args) -> None:
         worst.append(f"| {labels.get(m, m)} | {per[low]:.2f} ({low}) |")
     lines += ["## Worst renderer per method (keywords top-2)", "", "| method | worst |",
               "|---|---:|", *worst, "",
-              "Mean ± std over captions (keywords top-2: the share of captions). "
+              "Mean ± std over captions (keywords top-2: the share of captions). Passes: "
+              "text-encoder inputs per explanation (a subset costs one per prompt template and "
+              "removal baseline; SMDL's include its curves, which are its search's prefixes; a "
+              "baseline's curves are not counted); seconds: measured while the records were "
+              "made, on the machine above, possibly beside other jobs. "
               "A \"w/ ours\" row on a text would be SMDL over the same words (the words are the "
               "elements whatever the baseline), so it is the SMDL row.", ""]
     out = Path(args.out)
