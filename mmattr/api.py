@@ -21,15 +21,17 @@ from .targets import Target
 ProgressFn = Callable[[int, int], None]
 
 
-def explain(image: ImageLike, text: str | list[str] | None = None,
+def explain(image: ImageLike | None = None, text: str | list[str] | None = None,
             model: str | Adapter | Any = None, *, target: Target | None = None,
             class_name: str | int | None = None, target_image: str | Path | None = None,
-            target_embedding: str | Path | Any = None,
+            target_embedding: str | Path | Any = None, audio: Any = None,
             config: ExplainConfig | str | Path | None = None,
             progress: bool | ProgressFn | None = None, return_tensors: str | None = None,
             fill: Any = None, baseline: Any = None, division: Any = None,
             context: Any = None, **settings: Any) -> Explanation:
-    """Explain which regions of `image` make `model` match a target.
+    """Explain which regions of `image` make `model` match a target; with ``explain="text"``
+    which words of `text` make it match `image`, with ``explain="audio"`` which segments of
+    `audio` make it match `image` (or `text`).
 
     `image`: a file path, a PIL image, an (H, W, 3) or (3, H, W) array, or a (3, H, W) /
     (1, 3, H, W) torch tensor on any device (pixels in [0, 1] or [0, 255]).
@@ -55,15 +57,38 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
     (merged into the config's, option by option; ``mmattr options`` lists them). Options for a
     component this run does not use are named in a warning.
 
+    ``explain="text"`` (a config setting): the elements are the words of `text` (``options=
+    {"text": {"unit": "tokens"}}`` for tokens), the target is `image` (or `audio`); the
+    Explanation's `elements` hold each word, its value and rank, `attribution` / `regions` are
+    per character. ``explain="audio"``: `audio` is a WAV path, an `AudioClip` or
+    ``(waveform, sample_rate)``; the target is `image` or `text` (an ImageBind-style model);
+    maps are per sample. With the image explained, `audio` is a target (its clip's embedding).
+
     >>> e = explain("scene.png", text="a red circle")
     >>> e.order[:3], e.insertion_auc
     >>> e = explain("scene.png", text="a red circle", method="rise", options={"rise": {"masks": 500}})
+    >>> e = explain("scene.png", text="a red circle and a blue square", explain="text")
+    >>> [w["label"] for w in sorted(e.elements, key=lambda w: w["rank"])][:2]
     """
-    tensors = _tensor_format(return_tensors, image)
     cfg = _with_arrays(_config(config), fill, baseline, division, settings)
     cfg = cfg.replace(**settings, model=model if isinstance(model, str) else None)
+    if cfg.explain != "image":
+        tensors = _tensor_format(return_tensors, image)
+        result = _explain_other(cfg, image, text, model, target, class_name, target_image,
+                                target_embedding, audio, progress, context, settings)
+        # return_tensors as for an image: the maps as torch tensors on the model's device
+        return (result.as_tensors(result.model.get("device", "cpu")) if tensors == "pt"
+                else result)
+    if image is None:
+        raise InputError(f"no image to explain: pass one (or {arg('explain', 'text')} to "
+                         "explain the words of a text against an image)")
+    tensors = _tensor_format(return_tensors, image)
     if target is None:
-        target = Target.from_options(text, class_name, target_image, target_embedding)
+        target = (Target.from_audio(audio) if audio is not None and text is None
+                  and class_name is None and target_image is None and target_embedding is None
+                  else Target.from_options(text, class_name, target_image, target_embedding))
+        if audio is not None and target.kind != "audio":
+            raise InputError(f"give one target, not {arg('audio')} and another")
     pixels = load_image(image)
     explainer_cls = validate(cfg)  # registry names, before any model is loaded
     _warn_unused_options(settings.get("options"), explainer_cls, cfg)
@@ -83,6 +108,68 @@ def explain(image: ImageLike, text: str | list[str] | None = None,
         result.source = str(Path(image).resolve())
         result.image_sha256 = file_sha256(Path(image))
     return result.as_tensors(adapter.device) if tensors == "pt" else result
+
+
+def _explain_other(cfg: ExplainConfig, image: Any, text: Any, model: Any, target: Target | None,
+                   class_name: Any, target_image: Any, target_embedding: Any, audio: Any,
+                   progress: Any, context: Any, settings: dict[str, Any]) -> Explanation:
+    """`explain` for a text or an audio clip: the explained input, its target, the run."""
+    source, target = explained_and_target(cfg.explain, image, text, audio, target, class_name,
+                                          target_image, target_embedding)
+    explainer_cls = validate(cfg)
+    _warn_unused_options(settings.get("options"), explainer_cls, cfg)
+    adapter = load_adapter(cfg.model if model is None else model, cfg.device, cfg.dtype)
+    if not isinstance(model, str) and model is not None:
+        cfg = cfg.replace(model=adapter.spec or type(adapter).__name__)
+    adapter = with_templates(adapter, cfg.templates)
+    with progress_callback(progress, f"{cfg.method} {cfg.explain} explanation") as report:
+        return explainer_cls(cfg, context=context).explain(source, target, adapter,
+                                                           progress=report)
+
+
+def explained_and_target(modality: str, image: Any = None, text: Any = None, audio: Any = None,
+                         target: Target | None = None, class_name: Any = None,
+                         target_image: Any = None, target_embedding: Any = None
+                         ) -> tuple[Any, Target]:
+    """(what is explained, its target) for ``explain=text|audio``: the text's target is the
+    image (or an audio clip), the clip's the image or a text; one-line errors otherwise."""
+    if modality == "text":
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{arg('explain', 'text')} explains the words of "
+                             f"{arg('text', 'a red circle')}: give one text")
+        source: Any = text
+        given = [(arg("image"), image), (arg("audio"), audio)]
+    elif modality == "audio":
+        if audio is None:
+            raise InputError(f"{arg('explain', 'audio')} explains the segments of "
+                             f"{arg('audio', 'CLIP.wav')}: give an audio clip")
+        from .sound import as_clip
+
+        source = as_clip(audio)
+        given = [(arg("image"), image), (arg("text"), text)]
+    else:  # a modality registered by a plugin: its input is `text` or `audio`, as given
+        source = text if text is not None else audio
+        given = [(arg("image"), image)]
+    extra = [(arg("class_name"), class_name), (arg("target_image"), target_image),
+             (arg("target_embedding"), target_embedding)]
+    named = [name for name, value in given + extra if value is not None]
+    if target is not None:
+        if named:
+            raise InputError(f"give {arg('target')} or {named[0]}, not both")
+        return source, target
+    if len(named) != 1:
+        choices = " or ".join(name for name, _ in given)
+        raise InputError(f"explaining {modality} needs one target, {choices}"
+                         + (f"; got {' and '.join(named)}" if named else ""))
+    # The one target named, by its name: the explained input is never its own target (with
+    # explain="audio" the clip in `audio` is the source and `text` the target).
+    build = {arg("image"): lambda: Target.from_image(image),
+             arg("audio"): lambda: Target.from_audio(audio),
+             arg("text"): lambda: Target.from_text(text),
+             arg("class_name"): lambda: Target.from_options(class_name=class_name),
+             arg("target_image"): lambda: Target.from_image(target_image),
+             arg("target_embedding"): lambda: Target.from_options(embedding=target_embedding)}
+    return source, build[named[0]]()
 
 
 def _config(config: ExplainConfig | str | Path | None) -> ExplainConfig:
@@ -216,28 +303,40 @@ def validate(cfg: ExplainConfig):
     from .division import DIVIDERS
     from .search import SEARCHES
 
+    from .elements import MODALITIES
+
     SEARCHES.get(cfg.search)
     name, _, prior = cfg.division.partition(":")
     DIVIDERS.get(name)
     if name == "prior" and prior:  # prior:<method>: the method must exist before any model is loaded
         EXPLAINERS.get(prior)
-    return EXPLAINERS.get(cfg.method)
+    MODALITIES.get(cfg.explain)
+    explainer = EXPLAINERS.get(cfg.method)
+    if cfg.explain not in explainer.modalities:
+        able = [n for n in EXPLAINERS.names() if cfg.explain in EXPLAINERS.get(n).modalities]
+        raise InputError(f"the {cfg.method} method explains {', '.join(explainer.modalities)}, "
+                         f"not {cfg.explain}; for {arg('explain', cfg.explain)} use "
+                         f"{', '.join(able)}")
+    return explainer
 
 
-def default_out_dir(image: str | Path, target: Target | None = None,
-                    config: ExplainConfig | None = None) -> Path:
+def default_out_dir(image: str | Path | None, target: Target | None = None,
+                    config: ExplainConfig | None = None, source: Any = None) -> Path:
     """``scenes/cat.png`` → ``explanations/cat.smdl.a-cat-1f2e3d``: one folder per image,
-    method and target (see `mmattr.outdir.default_out_dir`)."""
+    method and target (see `mmattr.outdir.default_out_dir`); a text or audio explanation
+    (`source`: the text, the clip's path) is named after what it explains."""
     from .outdir import default_out_dir as _default
 
     cfg = config or ExplainConfig()
-    return _default(image, target, cfg.method, cfg.division)
+    return _default(image, target, cfg.method, cfg.division, source=source)
 
 
-def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None = None,
+def explain_to_dir(image: str | Path | None, target: Target, out_dir: str | Path | None = None,
                    *, config: ExplainConfig | None = None, overwrite: bool = False,
-                   progress=None) -> tuple[Explanation | None, Path]:
-    """Explain an image file and write every result file into `out_dir`.
+                   progress=None, source: Any = None) -> tuple[Explanation | None, Path]:
+    """Explain an image file and write every result file into `out_dir`; with
+    ``config.explain`` text or audio, `source` (the text, the clip's WAV path) is explained
+    against `target` (an image file target, or a text for a clip) and `image` is unused.
 
     `out_dir` must be new, empty or an earlier result of the same target and settings (else
     `InputError`, checked before any work; `overwrite` replaces a result of other settings).
@@ -250,10 +349,24 @@ def explain_to_dir(image: str | Path, target: Target, out_dir: str | Path | None
     from .runs.folder import OutputFolder
 
     cfg = config or ExplainConfig()
-    out = Path(out_dir) if out_dir is not None else default_out_dir(image, target, cfg)
-    folder = OutputFolder(out, "explain", explain_settings(target, cfg.to_dict()),
+    other = cfg.explain != "image"
+    out = (Path(out_dir) if out_dir is not None
+           else default_out_dir(image, target, cfg, source=source if other else None))
+    folder = OutputFolder(out, "explain",
+                          explain_settings(target, cfg.to_dict(), source if other else None),
                           overwrite=overwrite, files=RESULT_FILES, recognise=legacy_result)
     with folder:
+        if other:  # the key: what is explained, its target (files by content), the settings
+            key = result_key(None, target, cfg.to_dict(), source)
+            if not overwrite and folder.is_complete(key):
+                folder.tidy()
+                return None, out
+            explanation = _explain_other(cfg, None, source if cfg.explain == "text" else None,
+                                         None, target, None, None, None,
+                                         source if cfg.explain == "audio" else None, progress,
+                                         None, {})
+            explanation.save(folder, top_k=cfg.top_k, key=key)
+            return explanation, out
         path = Path(image)
         sha = file_sha256(path) if path.is_file() else None
         key = result_key(sha, target, cfg.to_dict()) if sha else None
@@ -281,7 +394,12 @@ def explain_batch(images: Any, targets: Any, model: str | Adapter | Any = None, 
     The maps are numpy, or a torch tensor on the model's device for torch `images` or
     ``return_tensors="pt"``. `progress`: True for a tqdm bar over the images.
 
+    With ``explain="text"`` the `targets` are the texts explained against their images: the
+    result is one (N_i,) float32 array of word values per image (a list: texts differ in
+    length), in word order (the Explanation's `elements`).
+
     >>> maps = explain_batch(x, ["a red circle", "a blue square"], model="demo", method="gradcam")
+    >>> words = explain_batch(x, ["a red circle and a blue square"] * 2, explain="text")
     """
     from .image import is_tensor, tensor_to_array
 
@@ -304,7 +422,14 @@ def explain_batch(images: Any, targets: Any, model: str | Adapter | Any = None, 
     fill, baseline = settings.pop("fill", None), settings.pop("baseline", None)
     cfg = _config(config).replace(method=method, **settings)
     _warn_unused_options(settings.get("options"), validate(cfg), cfg)
+    if cfg.explain not in ("image", "text"):
+        # a batch is images with their targets; a clip per image has no batch form yet
+        raise InputError(f"explain_batch explains images or their texts, not {cfg.explain}: "
+                         f"call explain(audio=..., image=..., {arg('explain', cfg.explain)}) "
+                         "per clip")
     adapter = load_adapter(cfg.model if model is None else model, cfg.device, cfg.dtype)
+    if cfg.explain == "text":
+        return _text_batch(arr, targets, adapter, cfg, tensors, progress)
     maps = []
     with progress_callback(progress, f"{method} batch") as report:
         for i, (image, t) in enumerate(zip(arr, targets)):
@@ -319,6 +444,28 @@ def explain_batch(images: Any, targets: Any, model: str | Adapter | Any = None, 
         import torch
 
         return torch.from_numpy(out).to(adapter.device)
+    return out
+
+
+def _text_batch(images: np.ndarray, texts: list[Any], adapter: Adapter, cfg: ExplainConfig,
+                tensors: str, progress: Any) -> list[Any]:
+    """`explain_batch` with ``explain="text"``: each text's word values against its image."""
+    out: list[Any] = []
+    with progress_callback(progress, f"{cfg.method} text batch") as report:
+        for i, (image, text) in enumerate(zip(images, texts)):
+            if isinstance(text, Target):
+                if text.kind != "text" or len(text.texts) != 1:
+                    raise InputError("explaining text takes one text per image")
+                text = text.texts[0]
+            e = explain(np.ascontiguousarray(image), text=text, model=adapter, config=cfg)
+            values = np.array([row["value"] for row in e.elements], np.float32)
+            if tensors == "pt":
+                import torch
+
+                values = torch.from_numpy(values).to(adapter.device)
+            out.append(values)
+            if report is not None:
+                report(i + 1, len(images))
     return out
 
 

@@ -40,6 +40,11 @@ class ExplainConfig:
 
     model: str = "demo"
     method: str = "smdl"
+    #: what is explained (`mmattr.elements.MODALITIES`): ``image`` (its regions, against a
+    #: text, class, image, audio or embedding target), ``text`` (the words of --text, against
+    #: the image or an audio clip) or ``audio`` (the time segments of --audio, against the
+    #: image or a text)
+    explain: str = "image"
     division: str = "slico"
     regions: int = 49
     #: auto (probability over the vocabulary for a named target when one exists, else
@@ -89,9 +94,13 @@ class ExplainConfig:
         return dataclasses.replace(from_dict({**data, **changes}), arrays=arrays)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every setting, JSON-ready (the arrays are named by the digests in their settings)."""
+        """Every setting, JSON-ready (the arrays are named by the digests in their settings).
+        ``explain`` is left out when it is ``image``: an image explanation's settings, and so
+        its result keys, are those of the versions before other modalities existed."""
         return {f.name: asdict(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v)
-                for f in fields(self) if f.name != "arrays" for v in (getattr(self, f.name),)}
+                for f in fields(self) if f.name != "arrays"
+                and not (f.name == "explain" and self.explain == "image")
+                for v in (getattr(self, f.name),)}
 
     def options_for(self, component: str) -> dict[str, Any]:
         """The options given for one component (the component applies its defaults)."""
@@ -212,7 +221,8 @@ def from_dict(data: dict[str, Any]) -> ExplainConfig:
         from .fill import check_fill
 
         values["fill"] = check_fill(values["fill"])
-    for name in ("model", "method", "division", "score", "confidence", "search", "device"):
+    for name in ("model", "method", "explain", "division", "score", "confidence", "search",
+                 "device"):
         if name in values and not isinstance(values[name], str):
             raise InputError(f"setting {name} must be a string, got {_shown(values[name])}")
     return dataclasses.replace(ExplainConfig(), **values)

@@ -40,11 +40,17 @@ def explanation_repr(e: "Explanation") -> str:
 
     h, w = e.image.shape[:2]
     where = f"{e.n_regions} regions" if e.order else "pixel map"
+    if e.modality != "image":  # a text's words or a clip's segments (no image explained)
+        where = f"{e.modality}, {len(e.elements)} {_NOUNS.get(e.modality, 'elements')}"
     kind = f", tensors on {e.attribution.device}" if is_tensor(e.attribution) else ""
     return (f"Explanation({e.method}, {_label(e)!r}, model={e.model.get('spec', '?')!r}, "
             f"image={w}x{h}, {where}, insertion_auc={e.insertion_auc:.4f}, "
             f"deletion_auc={e.deletion_auc:.4f}, {e.forward_passes} passes, "
             f"{e.seconds:.1f} s{kind})")
+
+
+#: what the elements of a text or audio explanation are called in the summaries
+_NOUNS = {"text": "words", "audio": "segments"}
 
 
 def _png(fig: "Figure") -> bytes:
@@ -58,6 +64,10 @@ def overlay_figure(e: "Explanation", top_k: int = TOP_K) -> "Figure":
     from .viz import heat_options
     from .viz import overlay_figure as figure
 
+    if e.modality != "image":  # overlay.png of a text or a clip: its elements shaded, ranked
+        from .viz import elements_figure
+
+        return elements_figure(e, top_k)
     attribution, regions = as_numpy(e.attribution), as_numpy(e.regions)
     heat = heat_options(attribution, regions, e.order, e.insertion_curve,
                         e.settings.get("attribution", "rank"))  # the same picture as overlay.png
@@ -88,15 +98,20 @@ def explanation_html(e: "Explanation") -> str:
     from .viz import curves_figure
 
     rows = [("target", e.target.get("label", "")), ("method", e.method),
-            ("model", e.model.get("spec")),
-            ("division", f"{e.settings.get('division')}, {e.n_regions} regions" if e.order
-             else "pixel map"),
-            ("top regions", ", ".join(str(r) for r in e.order[:TOP_K]) if e.order else None),
-            ("insertion AUC", f"{e.insertion_auc:.4f} ({e.curve_score})"),
-            ("deletion AUC", f"{e.deletion_auc:.4f} ({e.curve_score})"),
-            ("fill", e.settings.get("fill", "black")),
-            ("cost", f"{e.forward_passes} forward passes, {e.seconds:.2f} s"),
-            ("image", e.source)]
+            ("model", e.model.get("spec"))]
+    if e.modality == "image":
+        rows += [("division", f"{e.settings.get('division')}, {e.n_regions} regions" if e.order
+                  else "pixel map"),
+                 ("top regions", ", ".join(str(r) for r in e.order[:TOP_K]) if e.order else None)]
+    else:  # a text's words or a clip's segments: no division, no fill, no image explained
+        noun = _NOUNS.get(e.modality, "elements")
+        rows += [("explained", f"{e.modality}, {len(e.elements)} {noun}"),
+                 (f"top {noun}", ", ".join(str(e.elements[i]["label"]) for i in e.order[:TOP_K]))]
+    rows += [("insertion AUC", f"{e.insertion_auc:.4f} ({e.curve_score})"),
+             ("deletion AUC", f"{e.deletion_auc:.4f} ({e.curve_score})"),
+             ("fill", e.settings.get("fill", "black") if e.modality == "image" else None),
+             ("cost", f"{e.forward_passes} forward passes, {e.seconds:.2f} s"),
+             ("image" if e.modality == "image" else "source", e.source)]
     return ("<div class='mmattr-explanation'>" + _table(rows)
             + _img(overlay_png(e), "overlay: the top regions and the heat map")
             + _img(_png(curves_figure(e)), "insertion and deletion curves", "80%") + "</div>")
@@ -152,8 +167,17 @@ def load_explanation(cls: type, folder: str | Path) -> "Explanation":
         regions = np.load(folder / "regions.npy", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the explanation in {folder}: {exc}") from None
-    w, h = meta.get("image_size", [attribution.shape[1], attribution.shape[0]])
-    image = _recorded_image(meta, (int(h), int(w)))
+    explained = meta.get("explained") or {}
+    modality = str(explained.get("modality", "image"))
+    if "image_size" in meta:
+        w, h = meta["image_size"]
+    else:  # (a text's or a clip's maps are 1-D: no image size to read from them)
+        h, w = attribution.shape[:2] if attribution.ndim == 2 else (0, 0)
+    if modality == "image":
+        image = _recorded_image(meta, (int(h), int(w)))
+    else:  # the picture of a text or clip explanation is its target image, when a file
+        image = _recorded_image({"image": (meta.get("target") or {}).get("image")},
+                                (int(h), int(w))) if int(h) * int(w) else np.zeros((0, 0, 3), np.uint8)
     if image is None:
         warnings.warn(MmattrWarning(
             f"the image of {folder} ({meta.get('image') or 'an array, never a file'}) is not "
@@ -173,8 +197,27 @@ def load_explanation(cls: type, folder: str | Path) -> "Explanation":
         seconds=float(meta.get("seconds", 0.0)), method=str(meta.get("method", "")),
         model=dict(meta.get("model") or {}), target=dict(meta.get("target") or {}),
         settings=dict(meta.get("settings") or {}), version=str(meta.get("mmattr_version", "")),
-        timings=dict(meta.get("timings") or {}), source=meta.get("image"),
-        image_sha256=meta.get("image_sha256"))
+        timings=dict(meta.get("timings") or {}),
+        source=meta.get("image") if modality == "image" else explained.get("audio"),
+        image_sha256=meta.get("image_sha256"), modality=modality,
+        elements=list(explained.get("elements") or []), text=explained.get("text"),
+        waveform=_recorded_waveform(explained), sample_rate=explained.get("sample_rate"))
+
+
+def _recorded_waveform(explained: Mapping[str, Any]) -> np.ndarray | None:
+    """An audio explanation's clip, read again from its WAV file when it is there with the
+    recorded length (the folder holds the per-sample maps, not the clip)."""
+    path = explained.get("audio")
+    if explained.get("modality") != "audio" or not path or not Path(path).is_file():
+        return None
+    from .errors import MmattrError
+    from .sound import read_audio
+
+    try:
+        clip = read_audio(path)
+    except MmattrError:
+        return None
+    return clip.waveform if len(clip.waveform) == int(explained.get("samples", -1)) else None
 
 
 def _recorded_image(meta: Mapping[str, Any], hw: tuple[int, int]) -> np.ndarray | None:

@@ -4,7 +4,10 @@ The folder is a manifest folder (``manifest.jsonl``: one JSON object per line wi
 (required), ``text`` (the target prompt; ``label`` when absent), ``mask`` (optional
 ground-truth mask) and ``label``, paths relative to the folder; see
 `mmattr.datasets.shapes.export_dataset`) or an ImageFolder (one subfolder per class; the class
-name is the target text). Reading, the output folder, resume, sharding and the records are
+name is the target text). A line with ``"explain": "text"`` explains the other side: the words
+of its ``text`` against its image (its optional ``keywords``, the words that should come
+first, feed the ``keywords`` metric); the insertion and deletion metrics then read the curves
+over words every method's explanation carries. Reading, the output folder, resume, sharding and the records are
 `mmattr.runs`'s.
 
 Per (manifest line, method) one JSON record is appended to ``results.jsonl`` and fsynced before
@@ -192,9 +195,14 @@ class _ItemEvaluator:
         self.configs = {}
         from .api import validate
 
+        from .explainers import EXPLAINERS
+
         for m in methods:  # every method's settings checked before any model is loaded
             self.configs[m.name] = cfg.replace(method=m.method, division=m.division, model=spec)
-            validate(self.configs[m.name])
+            modalities = EXPLAINERS.get(m.method).modalities
+            # a text-only method (gradxinput) is checked as it will run: on the text lines
+            validate(self.configs[m.name] if "image" in modalities
+                     else self.configs[m.name].replace(explain=modalities[0]))
         self.metric_objs = list(metric_objs)
         self.adapter = None
         self.notes: list[str] = []
@@ -222,6 +230,18 @@ class _ItemEvaluator:
                 _note(self.notes, f"model-based metrics skipped: {exc}")
             return None, None
 
+    def _config(self, name: str, modality: str):
+        """The run's config for a method on a line that explains `modality`: on a text, a
+        "w/ ours" method is SMDL over the same words (the words are the elements whatever the
+        baseline), and a division does not apply."""
+        cfg = self.configs[name]
+        if modality == "image":
+            return cfg
+        method = self.methods[name]
+        if method.division and method.division.startswith("prior:"):
+            cfg = cfg.replace(method="smdl")
+        return cfg.replace(explain=modality)
+
     def __call__(self, item: DataItem, pending: list[str]) -> Iterator[tuple[str, dict]]:
         from .api import explain
         from .metrics import EvalContext
@@ -230,6 +250,17 @@ class _ItemEvaluator:
 
         adapter = self._adapter()
         image, mask = load_item(item)  # the dataset's one rule for images and masks
+        modality = str(item.fields.get("explain", "image"))
+        pending = list(pending)
+        for name in [n for n in pending if not self._explains(n, modality)]:
+            pending.remove(name)
+            yield name, {**make_record(item, self.methods[name], None, None, {},
+                                       {"method": f"{name} does not explain {modality}"},
+                                       explain_seconds=0.0, metric_seconds=0.0,
+                                       metric_passes=0), "explain": modality}
+        if modality != "image":
+            yield from self._other_side(item, pending, adapter, image, mask, modality)
+            return
         target = Target.from_text(item.text)
         scorer, predicted = self._scorer(adapter, target, image)
         # Each process explains its own items alone; a "w/ ours" method reuses its baseline's
@@ -241,7 +272,7 @@ class _ItemEvaluator:
                         context=context)
             seconds = time.perf_counter() - t0
             ctx = EvalContext(image=image, score_fn=scorer, mask=mask, device=adapter.device,
-                              seed=self.cfg.seed)
+                              seed=self.cfg.seed, fields=dict(item.fields))
             passes0 = scorer.forward_passes if scorer else 0
             t1 = time.perf_counter()
             values, skipped = self._score(e, ctx, scorer)
@@ -250,13 +281,53 @@ class _ItemEvaluator:
                 explain_seconds=seconds, metric_seconds=time.perf_counter() - t1,
                 metric_passes=(scorer.forward_passes - passes0) if scorer else 0)
 
+    def _explains(self, name: str, modality: str) -> bool:
+        from .explainers import EXPLAINERS
+
+        method = self.methods[name]
+        if modality != "image" and method.division and method.division.startswith("prior:"):
+            return True  # w/ ours on a text: SMDL over its words
+        return modality in EXPLAINERS.get(method.method).modalities
+
+    def _other_side(self, item: DataItem, pending: list[str], adapter, image, mask,
+                    modality: str) -> Iterator[tuple[str, dict]]:
+        """A line that explains its text against its image: every method over the words, the
+        metrics that measure text explanations (curves over words, keywords)."""
+        from .api import explain
+        from .metrics import EvalContext
+        from .runs.context import MapCache, RunContext
+        from .targets import Target
+
+        if modality not in ("text",):
+            raise InputError(f"manifest line {item.line}: explain {modality!r}: a dataset line "
+                             "explains its image or its text")
+        target = Target.from_image(image)
+        context = RunContext.per_item(MapCache())
+        for name in pending:
+            t0 = time.perf_counter()
+            e = explain(text=item.text, target=target, model=adapter,
+                        config=self._config(name, modality), context=context)
+            seconds = time.perf_counter() - t0
+            ctx = EvalContext(image=image, score_fn=None, mask=mask, device=adapter.device,
+                              seed=self.cfg.seed, fields=dict(item.fields))
+            t1 = time.perf_counter()
+            values, skipped = self._score(e, ctx, None)
+            record = make_record(item, self.methods[name], e, None, values, skipped,
+                                 explain_seconds=seconds,
+                                 metric_seconds=time.perf_counter() - t1, metric_passes=0)
+            yield name, {**record, "explain": modality}
+
     def _score(self, e, ctx, scorer) -> tuple[dict[str, Any], dict[str, str]]:
         from .metrics import MetricSkipped
 
         values: dict[str, Any] = {}
         skipped: dict[str, str] = {}
+        modality = getattr(e, "modality", "image")
         for metric in self.metric_objs:
-            if metric.needs_model and scorer is None:
+            if modality not in metric.modalities:
+                skipped[metric.name] = f"measures {' and '.join(metric.modalities)} explanations"
+                continue
+            if metric.needs_model and scorer is None and modality == "image":
                 skipped[metric.name] = "needs a model score"
                 continue
             try:
@@ -275,9 +346,10 @@ def make_record(item: DataItem, method: MethodSpec, e: Any, predicted: str | Non
         "image": item.image, "text": item.text, "label": item.label, "method": method.name,
         "base_method": method.base, "mask": item.mask, "predicted": predicted,
         "correct": (predicted == item.text) if predicted is not None else None,
-        "n_regions": e.n_regions, "explain_seconds": explain_seconds,
-        "metric_seconds": metric_seconds, "curve_score": e.curve_score,
-        "explain_forward_passes": e.forward_passes, "metric_forward_passes": metric_passes,
+        "n_regions": e.n_regions if e is not None else 0, "explain_seconds": explain_seconds,
+        "metric_seconds": metric_seconds, "curve_score": e.curve_score if e is not None else None,
+        "explain_forward_passes": e.forward_passes if e is not None else 0,
+        "metric_forward_passes": metric_passes,
         "metrics": values, "skipped": skipped,
     }
 

@@ -53,6 +53,18 @@ class Explanation:
     source: str | None = None
     #: SHA-256 of that file's bytes (what "already done" compares, with the settings)
     image_sha256: str | None = None
+    #: what was explained (`mmattr.elements.MODALITIES`): ``image`` (then `attribution` and
+    #: `regions` are (H, W) maps), ``text`` (per character of `text`: the word a character
+    #: belongs to, -1 between words, and its value) or ``audio`` (per sample of `waveform`)
+    modality: str = "image"
+    #: the elements as people read them, in element order: label (a word, a segment's time
+    #: span), span (characters, samples), value, rank (1 = first); empty for images
+    elements: list[dict[str, Any]] = field(default_factory=list)
+    #: the explained text (``text`` modality)
+    text: str | None = None
+    #: the explained clip (``audio`` modality) and its sample rate
+    waveform: np.ndarray | None = None
+    sample_rate: int | None = None
 
     @property
     def n_regions(self) -> int:
@@ -64,10 +76,12 @@ class Explanation:
         method gives every pixel of a region the same value), indexed by region label, so
         ``region_scores[regions]`` is the attribution map. A tensor on the map's device when
         the explanation holds tensors (``return_tensors="pt"``)."""
-        att, lab = as_numpy(self.attribution), as_numpy(self.regions)
+        att, lab = as_numpy(self.attribution).ravel(), as_numpy(self.regions).ravel()
+        inside = lab >= 0  # a text's spaces belong to no word
+        att, lab = att[inside], lab[inside]
         n = int(lab.max()) + 1 if lab.size else 0
-        sums = np.bincount(lab.ravel(), weights=att.ravel().astype(np.float64), minlength=n)
-        values = (sums / np.maximum(np.bincount(lab.ravel(), minlength=n), 1)).astype(np.float32)
+        sums = np.bincount(lab, weights=att.astype(np.float64), minlength=n)
+        values = (sums / np.maximum(np.bincount(lab, minlength=n), 1)).astype(np.float32)
         if is_tensor(self.attribution):
             import torch
 
@@ -130,7 +144,23 @@ class Explanation:
         return load_explanation(cls, folder)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the arrays, JSON-ready."""
+        """Everything but the arrays, JSON-ready (a text or audio explanation adds what was
+        explained and its elements)."""
+        if self.modality != "image":
+            explained: dict[str, Any] = {"modality": self.modality, "elements": self.elements}
+            if self.text is not None:
+                explained["text"] = self.text
+            if self.sample_rate is not None:
+                explained["sample_rate"] = int(self.sample_rate)
+                explained["samples"] = int(len(self.waveform)) if self.waveform is not None else 0
+                # the clip's file: `source` holds it, but it is no image ("image" is the file
+                # Explanation.load reads back as the picture)
+                explained["audio"] = self.source
+            return {**self._image_dict(), "image": None, "image_sha256": None,
+                    "explained": explained}
+        return self._image_dict()
+
+    def _image_dict(self) -> dict[str, Any]:
         return {
             "mmattr_version": self.version, "image": self.source,
             "image_sha256": self.image_sha256, "method": self.method,
@@ -173,14 +203,17 @@ class Explanation:
         regions = as_numpy(self.regions).astype(np.int32)
 
         def fill(tmp: Path) -> list[str]:
-            from .viz import heat_options, save_curves, save_overlay
+            from .viz import heat_options, save_curves, save_elements, save_overlay
 
             np.save(tmp / "attribution.npy", attribution)
             np.save(tmp / "regions.npy", regions)
-            heat = heat_options(attribution, regions, self.order, self.insertion_curve,
-                                self.settings.get("attribution", "rank"))
-            save_overlay(tmp / "overlay.png", self.image, attribution, regions,
-                         self.order[:top_k], title=self.target.get("label", ""), **heat)
+            if self.modality != "image":  # words or segments shaded by importance, ranked
+                save_elements(tmp / "overlay.png", self, top_k=top_k)
+            else:
+                heat = heat_options(attribution, regions, self.order, self.insertion_curve,
+                                    self.settings.get("attribution", "rank"))
+                save_overlay(tmp / "overlay.png", self.image, attribution, regions,
+                             self.order[:top_k], title=self.target.get("label", ""), **heat)
             save_curves(tmp / "curves.png", self)
             (tmp / "explanation.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             return list(RESULT_FILES)

@@ -38,6 +38,8 @@ def target_fingerprint(target) -> dict[str, Any]:
         data["texts"] = list(target.texts)
     elif target.kind == "class":
         data["class"] = target.class_name
+    elif target.kind == "image" and target.pixels is not None:
+        data["sha256"] = hashlib.sha256(np.ascontiguousarray(target.pixels).tobytes()).hexdigest()
     elif target.kind in ("image", "audio"):
         data["sha256"] = file_sha256(target.image if target.kind == "image" else target.audio)
     elif target.embedding is not None:
@@ -46,10 +48,24 @@ def target_fingerprint(target) -> dict[str, Any]:
     return data
 
 
-def result_key(image_sha256: str, target, settings: dict[str, Any]) -> str:
-    """What decides "already done": the image's content, the target's and every setting."""
-    blob = json.dumps({"image": image_sha256, "target": target_fingerprint(target),
-                       "settings": settings}, sort_keys=True, default=str)
+def source_fingerprint(source: Any) -> dict[str, Any] | None:
+    """What a text or audio explanation explains, by content: the text as it is, a clip by its
+    file's hash; None for an image (its file's hash is the key's own)."""
+    if source is None:
+        return None
+    if isinstance(source, str) and Path(source).suffix.lower() == ".wav" and Path(source).is_file():
+        return {"audio_sha256": file_sha256(source)}
+    return {"text": str(source)}
+
+
+def result_key(image_sha256: str | None, target, settings: dict[str, Any],
+               source: Any = None) -> str:
+    """What decides "already done": the image's content, the target's and every setting (and
+    what a text or audio explanation explains)."""
+    data = {"image": image_sha256, "target": target_fingerprint(target), "settings": settings}
+    if source is not None:
+        data["explained"] = source_fingerprint(source)
+    blob = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -58,14 +74,24 @@ def _slug(text: str, limit: int = 32) -> str:
     return s[:limit].rstrip("-") or "target"
 
 
-def default_out_dir(image: str | Path, target=None, method: str | None = None,
-                    division: str | None = None) -> Path:
+def default_out_dir(image: str | Path | None, target=None, method: str | None = None,
+                    division: str | None = None, source: Any = None) -> Path:
     """``scenes/cat.png``, "a cat", smdl → ``explanations/cat.smdl.a-cat-1f2e3d``.
 
     The target's slug and a short hash of it keep two targets of one image apart; the method
-    (and a prior division) keeps two methods apart.
+    (and a prior division) keeps two methods apart. A text or audio explanation is named after
+    what it explains (``text-a-red-circle-9a8b7c``, the clip's name), then its target.
     """
-    name = Path(image).stem or "image"
+    if source is not None:
+        fp = json.dumps(source_fingerprint(source), sort_keys=True)
+        if isinstance(source, str) and "text" in (source_fingerprint(source) or {}):
+            name = f"text-{_slug(source, 24)}-{hashlib.sha256(fp.encode()).hexdigest()[:6]}"
+        else:
+            name = f"audio-{Path(str(source)).stem or 'clip'}"
+        division = None
+    else:
+        name = Path(image).stem if image is not None else "image"
+        name = name or "image"
     if method:
         name += "." + method
         if division and division.startswith("prior:"):
@@ -85,10 +111,14 @@ def default_out_dir(image: str | Path, target=None, method: str | None = None,
     return Path("explanations") / name
 
 
-def explain_settings(target, config_dict: dict[str, Any]) -> dict[str, Any]:
+def explain_settings(target, config_dict: dict[str, Any], source: Any = None) -> dict[str, Any]:
     """What an explain result folder's marker records as its settings: the target and every
-    setting (not the image: an edited image is new work in the same folder, redone)."""
-    return {"target": target_fingerprint(target), "config": config_dict}
+    setting (not the image: an edited image is new work in the same folder, redone); for a text
+    or audio explanation, also what it explains (another text is another result)."""
+    out = {"target": target_fingerprint(target), "config": config_dict}
+    if source is not None:
+        out["explained"] = source_fingerprint(source)
+    return out
 
 
 def legacy_result(out: Path) -> bool:

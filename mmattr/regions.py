@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from . import distributed
 from .adapters.base import Adapter
+from .elements import ElementSet, _is_oom, register_modality
 from .errors import InputError, arg
 from .runs.context import RunContext
 
@@ -31,13 +32,6 @@ ProgressFn = Callable[[int, int], None]
 _FREE_SHARE = 0.5
 #: images in the memory probe on an accelerator
 _PROBE = 4
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    msg = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
 
 
 def _adjacency(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -50,13 +44,21 @@ def _adjacency(labels: torch.Tensor, n: int) -> torch.Tensor:
     return adj.view(n, n)
 
 
-class RegionStack:
+@register_modality("image")
+class RegionStack(ElementSet):
     """Regions of one image at the model's input resolution, plus the encoder that scores them.
+
+    The image modality's element set: an element is a region of the division (``--division``),
+    removed by filling its pixels (``--fill``, black by default). Its own fast path replaces
+    the shared `ElementSet.embed`: one matrix product per batch of subsets, one indexed row per
+    search candidate, masked-in and masked-out images in one encoder call.
 
     `batch_size` caps the images per encoder call; the chunk actually used is the largest that
     fits the free memory (measured on accelerators), halved and retried on out-of-memory. The
     result does not depend on it.
     """
+
+    noun = "region"
 
     def __init__(self, image: np.ndarray, labels: np.ndarray, adapter: Adapter,
                  batch_size: int = 64, region_chunk: int = 16,
@@ -85,7 +87,7 @@ class RegionStack:
         lab = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)).to(dev)
         self.n = int(lab.max().item()) + 1
         # Pixel share of each region in the original image, for the curves' x axis.
-        self.area = torch.bincount(lab.ravel(), minlength=self.n).float() / lab.numel()
+        self.weights = torch.bincount(lab.ravel(), minlength=self.n).float() / lab.numel()
         # Built in chunks of regions so memory stays at region_chunk full-size images.
         parts = []
         for start in range(0, self.n, region_chunk):

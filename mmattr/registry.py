@@ -21,7 +21,8 @@ _COMPONENT_REGISTRIES: list["Registry"] = []
 #: the modules that create them. They live above this module, so they are imported by name on
 #: the first lookup, the route `providers` takes for the ``prior`` division (a plugin, not an
 #: import edge: config validation never makes division, search or explainers import config)
-COMPONENT_MODULES: tuple[str, ...] = ("mmattr.division", "mmattr.search", "mmattr.explainers")
+COMPONENT_MODULES: tuple[str, ...] = ("mmattr.division", "mmattr.search", "mmattr.explainers",
+                                      "mmattr.elements")
 
 
 class Registry(Generic[T]):
@@ -94,13 +95,14 @@ class Registry(Generic[T]):
 
 
 def component_registries() -> list[Registry]:
-    """Every component registry (division, search, method), their modules imported first."""
+    """Every component registry (division, search, method, modality), their modules imported
+    first."""
     import importlib
 
     for module in COMPONENT_MODULES:
         importlib.import_module(module)
     # a fixed order (listing, docs/OPTIONS.md), whichever module happened to be imported first
-    order = ("division", "search", "method")
+    order = ("division", "search", "method", "modality")
     return sorted(_COMPONENT_REGISTRIES,
                   key=lambda r: order.index(r.kind) if r.kind in order else len(order))
 
@@ -115,8 +117,8 @@ def find_component(name: str) -> Registry:
     known = sorted(n for r in registries for n in r.names())
     close = difflib.get_close_matches(str(name), known, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise InputError(f"unknown component {name!r} in options{hint}; a division, search or "
-                     f"method: {', '.join(known)}")
+    raise InputError(f"unknown component {name!r} in options{hint}; a division, search, "
+                     f"method or modality: {', '.join(known)}")
 
 
 def declared_options(component: str | None = None) -> list[tuple[str, str, type]]:

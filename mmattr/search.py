@@ -1,9 +1,12 @@
-"""Search strategies over sub-regions: each orders regions by asking an Objective for batches.
+"""Search strategies over an element set: each orders the elements by asking an Objective for
+batches.
 
-Every strategy gets its batches embedded by the RegionStack, which counts forward passes,
-bounds memory and shards a batch across processes; the strategies only decide which subsets
-to evaluate. All of them return a full ordering with the embeddings of every prefix, so the
-insertion and deletion curves are real measurements for every strategy.
+Every strategy gets its batches embedded by the `ElementSet` (image regions, the words of a
+text, the segments of an audio clip: `mmattr.elements`), which counts forward passes, bounds
+memory and shards a batch across processes; the strategies only decide which subsets to
+evaluate, and never look at what an element is. All of them return a full ordering with the
+embeddings of every prefix, so the insertion and deletion curves are real measurements for
+every strategy.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from .objective import Objective
 from .options import NoOptions, as_dict, option, parse_options
 from .registry import Registry
-from .regions import RegionStack
+from .elements import ElementSet
 
 SEARCHES: Registry[type["Search"]] = Registry("search", components=True)
 ProgressFn = Callable[[int, int], None]
@@ -71,7 +74,7 @@ def _with_each(base: torch.Tensor, candidates: torch.Tensor, remove: bool = Fals
 class _Evaluator:
     """Embeds and scores batches of subsets of one stack; counts evaluated subsets."""
 
-    def __init__(self, objective: Objective, stack: RegionStack) -> None:
+    def __init__(self, objective: Objective, stack: ElementSet) -> None:
         self.objective = objective
         self.stack = stack
         self.evaluations = 0
@@ -125,7 +128,8 @@ def _drop(rest: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
 
 
 class Search(ABC):
-    """Orders the regions of a RegionStack under an Objective.
+    """Orders the elements of an ElementSet (a RegionStack's regions, a text's words, ...)
+    under an Objective.
 
     A strategy's own settings are its ``Options`` dataclass (mmattr.options): keyword arguments
     are validated against it once, here; `opts` is the typed instance and `options` its dict
@@ -143,14 +147,14 @@ class Search(ABC):
         self.options: dict[str, Any] = as_dict(self.opts)
 
     @abstractmethod
-    def run(self, objective: Objective, stack: RegionStack,
+    def run(self, objective: Objective, stack: ElementSet,
             progress: ProgressFn | None = None) -> SearchResult:
         """Return the full ordering of the stack's regions."""
 
     def settings(self) -> dict:
         return {"strategy": self.name, **self.options}
 
-    def _extra(self, stack: RegionStack, start_passes: int, evaluator: _Evaluator,
+    def _extra(self, stack: ElementSet, start_passes: int, evaluator: _Evaluator,
                **more: Any) -> dict:
         return {**self.settings(), "search_passes": stack.forward_passes - start_passes,
                 "evaluations": evaluator.evaluations, "processes": getattr(stack, "processes", 1),
@@ -166,7 +170,7 @@ class ExactGreedy(Search):
 
     name = "exact"
 
-    def run(self, objective: Objective, stack: RegionStack,
+    def run(self, objective: Objective, stack: ElementSet,
             progress: ProgressFn | None = None) -> SearchResult:
         n, dev = stack.n, stack.device
         start_passes = stack.forward_passes
@@ -263,7 +267,7 @@ class LazyGreedy(Search):
     def batch(self) -> int:
         return self.opts.batch
 
-    def run(self, objective: Objective, stack: RegionStack,
+    def run(self, objective: Objective, stack: ElementSet,
             progress: ProgressFn | None = None) -> SearchResult:
         n, dev = stack.n, stack.device
         start_passes = stack.forward_passes
@@ -384,7 +388,7 @@ class StochasticGreedy(Search):
         k = self.k or n
         return max(1, math.ceil(n / k * math.log(1.0 / self.epsilon)))
 
-    def run(self, objective: Objective, stack: RegionStack,
+    def run(self, objective: Objective, stack: ElementSet,
             progress: ProgressFn | None = None) -> SearchResult:
         n, dev = stack.n, stack.device
         start_passes = stack.forward_passes
@@ -464,7 +468,7 @@ class BidirectionalSearch(Search):
     def shortlist(self) -> int:
         return self.opts.shortlist
 
-    def run(self, objective: Objective, stack: RegionStack,
+    def run(self, objective: Objective, stack: ElementSet,
             progress: ProgressFn | None = None) -> SearchResult:
         n, dev = stack.n, stack.device
         start_passes = stack.forward_passes
@@ -545,7 +549,7 @@ class BeamSearch(Search):
         width: int = option(2, "partial orderings kept per step (passes: up to width + 1 times "
                                "exact's)", min=1)
 
-    def run(self, objective: Objective, stack: RegionStack,
+    def run(self, objective: Objective, stack: ElementSet,
             progress: ProgressFn | None = None) -> SearchResult:
         n, dev = stack.n, stack.device
         start_passes = stack.forward_passes

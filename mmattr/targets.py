@@ -30,9 +30,30 @@ class Target:
     image: str | None = None
     embedding: np.ndarray | None = None
     audio: str | None = None
+    #: an ``image`` target given as pixels ((H, W, 3) uint8) rather than a file
+    pixels: np.ndarray | None = None
+
+    @classmethod
+    def from_image(cls, image: Any) -> "Target":
+        """An image target from a file path, or from pixels (anything `mmattr.load_image`
+        reads: a PIL image, an array, a tensor); the image the text side explains against."""
+        import os
+
+        if isinstance(image, (str, os.PathLike)):
+            path = Path(image)
+            if not path.is_file():
+                raise InputError(f"target image not found: {path}")
+            return cls(kind="image", image=str(path))
+        from .image import load_image
+
+        return cls(kind="image", pixels=load_image(image))
 
     @classmethod
     def from_audio(cls, path: str | Path) -> "Target":
+        import os
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"an audio target is a WAV file, not a {type(path).__name__}")
         if not Path(path).is_file():
             raise InputError(f"target audio not found: {path}")
         return cls(kind="audio", audio=str(path))
@@ -96,7 +117,7 @@ class Target:
         if self.kind == "class":
             return str(self.class_name)
         if self.kind == "image":
-            return f"image:{Path(self.image).name}"  # type: ignore[arg-type]
+            return f"image:{Path(self.image).name}" if self.image else "image:array"
         if self.kind == "audio":
             return f"audio:{Path(self.audio).name}"  # type: ignore[arg-type]
         return f"embedding[{self.embedding.shape[0]}]"  # type: ignore[union-attr]
@@ -108,7 +129,7 @@ class Target:
         elif self.kind == "class":
             out["class"] = self.class_name
         elif self.kind == "image":
-            out["image"] = str(Path(self.image).resolve())  # type: ignore[arg-type]
+            out["image"] = str(Path(self.image).resolve()) if self.image else None
         elif self.kind == "audio":
             out["audio"] = str(Path(self.audio).resolve())  # type: ignore[arg-type]
         else:

@@ -223,6 +223,150 @@ def overlay_figure(image: np.ndarray, attribution: np.ndarray, regions: np.ndarr
     return fig
 
 
+def _element_colours(e: "Explanation", cmap: str = HEAT_CMAP) -> tuple[list, list[bool], str]:
+    """Per element: its colour, whether it is in the important part, and the legend's words.
+    Every element is coloured by its rank (brighter = earlier) on the heat map's colour map; as
+    on the image heat map (`heat_shown`), the important part is the prefix whose insertion curve
+    reaches `IMPORTANT_SHARE` of its rise (``--attribution gain``: the positive gains), and the
+    unimportant tail is faded towards white."""
+    import matplotlib
+
+    n = len(e.elements)
+    values = np.array([row.get("value", 0.0) for row in e.elements], np.float64)
+    if e.settings.get("attribution", "rank") == "gain" and e.method == "smdl":
+        shown = [bool(v > 0) for v in values]
+        legend = "faded: elements with no positive marginal gain"
+    else:
+        keep = set(e.order[:important_prefix(e.insertion_curve)]) if e.order else set()
+        shown = [i in keep for i in range(n)]
+        noun = {"text": "word", "audio": "segment"}.get(e.modality, "element")
+        first = (f"the first {noun}, which reaches" if len(keep) == 1
+                 else f"the first {len(keep)} {noun}s, which reach")
+        legend = (f"outlined: {first} {IMPORTANT_SHARE:.0%} of the insertion curve's rise; "
+                  "faded: the rest")
+    lut = matplotlib.colormaps[cmap]
+    rank = {int(i): r for r, i in enumerate(e.order)}
+    colours = []
+    for i in range(n):
+        t = 1.0 - rank.get(i, n - 1) / max(n - 1, 1)  # first = 1, last = 0
+        r, g, b, _ = lut(HEAT_FLOOR + (1 - HEAT_FLOOR) * t)
+        if not shown[i]:
+            r, g, b = (0.35 * r + 0.65, 0.35 * g + 0.65, 0.35 * b + 0.65)
+        colours.append((r, g, b, 1.0))
+    return colours, shown, legend
+
+
+def save_elements(path: str | Path | BinaryIO, explanation: "Explanation", top_k: int = 5) -> None:
+    """overlay.png of a text or audio explanation (`elements_figure`)."""
+    elements_figure(explanation, top_k).savefig(path, format="png")
+
+
+def elements_figure(explanation: "Explanation", top_k: int = 5) -> "Figure":
+    """A text explanation: its words shaded by importance, each with its rank, beside the
+    target image; an audio explanation: the waveform with its segments shaded and ranked."""
+    if explanation.modality == "audio":
+        return _audio_figure(explanation, top_k)
+    return _text_figure(explanation, top_k)
+
+
+def _with_target(fig: "Figure", e: "Explanation") -> tuple[Any, Any | None]:
+    """The main axes, and the target image's axes on the left when the target is an image.
+    Fixed positions (no tight layout), so what is measured while drawing stays where it is."""
+    if e.image is not None and getattr(e.image, "size", 0):
+        ax_img = fig.add_axes((0.015, 0.06, 0.25, 0.78))
+        ax_img.imshow(e.image, interpolation="nearest")
+        ax_img.set_title("target image", fontsize=9)
+        ax_img.set_axis_off()
+        return fig.add_axes((0.3, 0.16, 0.68, 0.68)), ax_img
+    return fig.add_axes((0.04, 0.16, 0.93, 0.68)), None
+
+
+def _text_figure(e: "Explanation", top_k: int) -> "Figure":
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours, shown, legend = _element_colours(e)
+    fig = Figure(figsize=(10.0, 3.4), dpi=110)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax, _ = _with_target(fig, e)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_axis_off()
+    ax.set_title("words ranked by how much they make the text match the target "
+                 "(number = rank)", fontsize=9)
+    rank = {int(i): r + 1 for r, i in enumerate(e.order)}
+    n = len(e.elements)
+    size = 15 if n <= 12 else 12 if n <= 30 else 9
+    # Words laid out left to right and wrapped at the axes' width, each measured as drawn
+    # with its box.
+    width_px = ax.get_window_extent(renderer).width
+    x, y, gap, step = 0.0, 0.8, 0.018, 0.27 if n <= 30 else 0.18
+    for i, row in enumerate(e.elements):
+        r, g, b, _ = colours[i]
+        dark = (0.299 * r + 0.587 * g + 0.114 * b) < 0.5
+        t = ax.text(x + 0.3 * size * fig.dpi / 72 / width_px, y, row["label"], fontsize=size, va="center", ha="left",
+                    color="white" if dark else "black",
+                    bbox={"boxstyle": "round,pad=0.3", "fc": colours[i],
+                          "ec": "black" if shown[i] else "none", "lw": 0.8})
+        # the text's extent plus the box's padding on both sides (0.3 of the font size)
+        pad_px = 2 * 0.3 * size * fig.dpi / 72
+        w = (t.get_window_extent(renderer).width + pad_px) / width_px
+        if x > 0 and x + w > 1.0:  # wrap to the next line
+            x, y = 0.0, y - step
+            t.set_position((x + 0.3 * size * fig.dpi / 72 / width_px, y))
+        if i in rank and (n <= 30 or rank[i] <= top_k):
+            ax.text(x + w / 2, y + step * 0.42, str(rank[i]), fontsize=7, ha="center",
+                    va="bottom", fontweight="bold",
+                    bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": "0.4", "lw": 0.6})
+        x += w + gap
+    order = " · ".join(f"{r + 1} {e.elements[i]['label']}" for r, i in enumerate(e.order[:top_k]))
+    ax.text(0.0, y - step, f"order: {order}", fontsize=9, va="center")
+    ax.text(0.0, y - step * 1.45, legend, fontsize=7, va="center", color="0.35")
+    fig.suptitle(f"{e.method} · which words of the text match {e.target.get('label', '')}"[:110],
+                 fontsize=10)
+    return fig
+
+
+def _audio_figure(e: "Explanation", top_k: int) -> "Figure":
+    from matplotlib.figure import Figure
+
+    colours, shown, legend = _element_colours(e)
+    fig = Figure(figsize=(10.0, 3.4), dpi=110)
+    ax, _ = _with_target(fig, e)
+    rate = float(e.sample_rate or 1)
+    wave = np.asarray(e.waveform if e.waveform is not None else np.zeros(1), np.float32)
+    bins = min(len(wave), 2000)
+    edges = np.linspace(0, len(wave), bins + 1).astype(int)
+    starts = np.unique(edges[:-1])  # the envelope per bin, without a loop over bins
+    lo, hi = np.minimum.reduceat(wave, starts), np.maximum.reduceat(wave, starts)
+    t = starts / rate
+    rank = {int(i): r + 1 for r, i in enumerate(e.order)}
+    top = float(max(np.abs(wave).max(), 1e-6))
+    for i, row in enumerate(e.elements):
+        a, b = row["span"][0] / rate, row["span"][1] / rate
+        ax.axvspan(a, b, color=colours[i], alpha=0.75 if shown[i] else 0.35, lw=0)
+        ax.axvline(a, color="white", lw=0.8)
+        if i in rank and (shown[i] or rank[i] <= top_k):
+            ax.text((a + b) / 2, top * 1.12, str(rank[i]), ha="center", va="bottom", fontsize=8,
+                    fontweight="bold", bbox={"boxstyle": "circle,pad=0.2", "fc": "white",
+                                             "ec": "0.4", "lw": 0.6})
+    ax.fill_between(t, lo, hi, color="0.15", lw=0)
+    ax.set_ylim(-top * 1.1, top * 1.35)
+    ax.set_xlim(0, len(wave) / rate)
+    ax.set_xlabel("seconds", fontsize=8)
+    ax.set_yticks([])
+    ax.set_title("segments ranked by how much they make the clip match the target "
+                 "(number = rank)", fontsize=9)
+    ax.text(0.0, -0.3, legend, transform=ax.transAxes, fontsize=7, color="0.35")
+    fig.suptitle(f"{e.method} · which segments of the clip match {e.target.get('label', '')}"[:110],
+                 fontsize=10)
+    return fig
+
+
+#: what the curves' x axis counts, by modality
+CURVE_UNITS = {"image": "pixels", "text": "words", "audio": "the clip"}
+
+
 def save_curves(path: str | Path | BinaryIO, explanation: "Explanation") -> None:
     """curves.png (`curves_figure`) written to `path` (a file name or a binary stream)."""
     curves_figure(explanation).savefig(path, format="png")
@@ -241,7 +385,8 @@ def curves_figure(explanation: "Explanation") -> "Figure":
         ax.plot(e.curve_x, curve, color=colour, marker=".", markersize=3)
         ax.fill_between(e.curve_x, curve, alpha=0.2, color=colour)
         ax.set_title(f"{name} (AUC {auc_value:.4f})")
-        ax.set_xlabel("fraction of pixels " + ("revealed" if name == "Insertion" else "removed"))
+        unit = CURVE_UNITS.get(getattr(e, "modality", "image"), "elements")
+        ax.set_xlabel(f"fraction of {unit} " + ("revealed" if name == "Insertion" else "removed"))
         ax.set_ylabel("target " + e.curve_score)
         ax.set_xlim(0, 1)
         if e.curve_score == "probability":

@@ -117,20 +117,20 @@ def test_bad_options_in_config(data, message):
 
 
 def test_every_component_declares_valid_options():
-    """The contract over the registries: every divider, search and method's Options is a frozen
-    dataclass of scalars whose defaults pass its own checks, each with a line of help."""
+    """The contract over the registries: every divider, search, method and modality's Options is
+    a frozen dataclass of scalars whose defaults pass its own checks, each with a line of help."""
     from mmattr.registry import declared_options
 
     rows = declared_options()
     kinds = {kind for kind, _, _ in rows}
-    assert kinds == {"division", "search", "method"}
+    assert kinds == {"division", "search", "method", "modality"}
     for kind, name, cls in rows:
         assert parse_options(cls, {}, component=name, kind=kind) == cls()
         for info in describe(cls):
             assert info.help, f"{name}.{info.name} has no help"
     names = {name for _, name, _ in rows}
     assert {"rise", "lime", "kernelshap", "ig", "hsic", "scorecam", "sam", "prior", "slico",
-            "lazy", "stochastic", "bidirectional"} <= names
+            "lazy", "stochastic", "bidirectional", "image", "text", "audio"} <= names
 
 
 def test_docs_options_table_is_current():

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -14,6 +15,17 @@ from ..registry import Registry
 from ..targets import Target
 from ..vocabulary import DEFAULT_TEMPLATES
 from ..preprocess import Preprocess
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    """One text as the text tower's tokenizer reads it: token ids with the special tokens, each
+    token's (start, end) character span in the text ((0, 0) for special tokens) and which are
+    special. What the text modality needs to remove a word at the token level."""
+
+    ids: tuple[int, ...]
+    offsets: tuple[tuple[int, int], ...]
+    special: tuple[bool, ...]
 
 
 class Adapter(ABC):
@@ -55,6 +67,24 @@ class Adapter(ABC):
         can read. The audit uses it to keep names made of words the model cannot read out."""
         return None
 
+    def tokenize_text(self, text: str) -> TokenizedText | None:
+        """Token access for the text modality: `text` as the text tower's tokenizer reads it
+        (special tokens added, cut to the model's limit); None when the model gives none (the
+        text modality then removes words by dropping them from the string)."""
+        return None
+
+    #: the tokenizer's pad token id, for removing a token by padding it (token access only)
+    text_pad_id: int | None = None
+
+    def encode_token_ids(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids and attention mask → (B, D) text embeddings (token access only)."""
+        raise ModelError(f"model {self.spec!r} gives no token access to its text tower")
+
+    def text_embedding_layer(self) -> torch.nn.Module | None:
+        """The text tower's token embedding table (an ``nn.Embedding``), for gradients on token
+        embeddings; None when hidden."""
+        return None
+
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Differentiable (B, D) embeddings, for gradient-based methods; same values as
         `encode_images`. Adapters whose `encode_images` runs under inference mode override it."""
@@ -77,7 +107,8 @@ class Adapter(ABC):
         if target.kind == "image":
             from ..image import load_image
 
-            pixels = torch.from_numpy(load_image(target.image).copy())[None].to(self.device)
+            image = target.pixels if target.pixels is not None else load_image(target.image)
+            pixels = torch.from_numpy(np.array(image, copy=True))[None].to(self.device)
             return F.normalize(self.encode_images(self.preprocess(pixels)).float(), dim=-1)[0]
         if target.kind == "embedding":
             vec = torch.as_tensor(target.embedding, dtype=torch.float32, device=self.device)

@@ -341,6 +341,70 @@ class HFAdapter(Adapter):
     def word_pieces(self, text: str) -> list[list[str]] | None:
         return tokenizer_pieces(self.tokenizer, text)
 
+    def tokenize_text(self, text: str):
+        """The fast tokenizer's ids, character offsets and special-token flags of `text`, cut to
+        the model's limit as `encode_texts` cuts it; None for a tokenizer without offsets."""
+        from .base import TokenizedText
+
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return None
+        # The backend's padding and truncation are state the tokenizer's own call sets each
+        # time; a single text is encoded here with neither, then cut as encode_texts cuts it.
+        backend.no_padding()
+        backend.enable_truncation(self._max_len)
+        try:
+            enc = backend.encode(text, add_special_tokens=True)
+        finally:
+            backend.no_truncation()
+        return TokenizedText(tuple(enc.ids), tuple((int(a), int(b)) for a, b in enc.offsets),
+                             tuple(bool(m) for m in enc.special_tokens_mask))
+
+    @property
+    def text_pad_id(self) -> int | None:  # type: ignore[override]
+        """The tokenizer's pad token, unless the text tower would read it as the end of the
+        text: CLIP-style towers (a module with an ``eos_token_id``: clip, clipseg, groupvit,
+        metaclip_2, aimv2) pool at the first end-of-text token (at the largest id in configs
+        older than transformers PR #24773, eos_token_id 2), and CLIP's tokenizer pads with that
+        very token, so a word "padded" mid-text would cut the text there. None then: the text
+        modality hides such tokens instead. ALIGN (the demo) pools at its first token, so its
+        end-of-text pad is harmless."""
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        if pad is None:
+            return None
+        eos = next((m.eos_token_id for m in self.model.modules()
+                    if isinstance(getattr(m, "eos_token_id", None), int)), None)
+        if eos is not None:
+            if eos == 2:  # legacy pooling: argmax of the ids, i.e. the first largest id
+                probe = self.tokenize_text("")
+                last = max(probe.ids) if probe is not None and probe.ids else None
+                if last is None or int(pad) >= last:
+                    return None
+            elif int(pad) == eos:
+                return None
+        return int(pad)
+
+    def encode_token_ids(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        check_token_ids(ids, self._vocab_size)
+        params = inspect.signature(self.model.get_text_features).parameters
+        inputs = {"input_ids": ids.to(self.device)}
+        if "attention_mask" in params:
+            inputs["attention_mask"] = attention_mask.to(self.device)
+        with self.autocast():
+            out = self.model.get_text_features(**inputs)
+        return _features(out).float()
+
+    def text_embedding_layer(self) -> torch.nn.Module | None:
+        try:
+            layer = self.model.get_input_embeddings()
+        except (AttributeError, NotImplementedError):
+            layer = None
+        if layer is None:
+            text = getattr(self.model, "text_model", None)
+            emb = getattr(text, "embeddings", None)
+            layer = getattr(emb, "word_embeddings", None) or getattr(emb, "token_embedding", None)
+        return layer if isinstance(layer, torch.nn.Embedding) else None
+
     def vision_module(self) -> torch.nn.Module | None:
         return getattr(self.model, "vision_model", None)
 

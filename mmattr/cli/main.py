@@ -107,8 +107,11 @@ OptionFlag = Annotated[Optional[list[str]], typer.Option(
 @app.command()
 @one_line_errors
 def explain(
-    image: Annotated[Path, typer.Argument(help="Image file to explain.")],
-    text: Annotated[Optional[str], typer.Option("--text", "-t", help="Target prompt, e.g. \"a red circle\".")] = None,
+    image: Annotated[Optional[Path], typer.Argument(help="Image file: explained, or the target of --explain text|audio.", show_default=False)] = None,
+    image_option: Annotated[Optional[Path], typer.Option("--image", help="The image file, as a flag (same as IMAGE).")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", "-t", help="Target prompt, e.g. \"a red circle\"; with --explain text, the text whose words are explained.")] = None,
+    audio: Annotated[Optional[Path], typer.Option("--audio", help="A WAV clip: the target (ImageBind-style models), or with --explain audio the clip whose segments are explained.")] = None,
+    explain_what: Annotated[Optional[str], typer.Option("--explain", help="What to explain: image (its regions, default), text (the words of --text against IMAGE or --audio) or audio (the segments of --audio against IMAGE or --text).")] = None,
     class_name: Annotated[Optional[str], typer.Option("--class", help="Target class, by name or index.")] = None,
     target_image: Annotated[Optional[Path], typer.Option("--target-image", help="Explain the similarity to this image.")] = None,
     target_embedding: Annotated[Optional[Path], typer.Option("--target-embedding", help="Target embedding, a (D,) .npy file.")] = None,
@@ -137,22 +140,49 @@ def explain(
     num_processes: Annotated[int, typer.Option("--num-processes", help="Split each search step over N processes (accelerate).")] = 1,
 ) -> None:
     """Explain IMAGE for a target and write attribution.npy, regions.npy, overlay.png,
-    curves.png and explanation.json."""
+    curves.png and explanation.json. With --explain text, the words of --text against IMAGE;
+    with --explain audio, the segments of --audio against IMAGE or --text."""
     relaunch_if_asked(num_processes)
-    from ..api import explain_to_dir
+    from ..api import explain_to_dir, explained_and_target
     from ..config import ExplainConfig, load_config
+    from ..errors import InputError
     from ..options import parse_assignments
     from ..targets import Target
 
-    target = Target.from_options(text, class_name, target_image, target_embedding)
+    if image is not None and image_option is not None:
+        raise InputError("give the image once: IMAGE or --image, not both")
+    image = image if image is not None else image_option
     # The flags win over the file; -O options merge into the file's, option by option.
     cfg = (load_config(config) if config else ExplainConfig()).replace(
+        explain=explain_what,
         model=model, method=method, division=division, regions=regions, search=search,
         score=score, attribution=attribution, vocabulary=vocabulary, device=device, dtype=dtype,
         batch_size=batch_size,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
         layer=layer, seed=seed, max_side=max_side, templates=templates, fill=fill,
         options=parse_assignments(option or []))
+    from ..api import validate
+
+    validate(cfg)  # --explain and --method names before anything is read
+    source = None
+    if cfg.explain == "image":
+        if image is None:
+            raise InputError("missing IMAGE: the image to explain (or --explain text|audio)")
+        target = (Target.from_audio(audio) if audio is not None and text is None
+                  and class_name is None and target_image is None and target_embedding is None
+                  else Target.from_options(text, class_name, target_image, target_embedding))
+        if audio is not None and target.kind != "audio":
+            raise InputError("give one target, not --audio and another")
+    else:
+        if cfg.explain == "audio" and audio is not None and not audio.is_file():
+            raise InputError(f"audio file not found: {audio}")
+        source, target = explained_and_target(
+            cfg.explain, image=str(image) if image is not None else None, text=text,
+            audio=str(audio) if audio is not None else None, class_name=class_name,
+            target_image=str(target_image) if target_image else None,
+            target_embedding=target_embedding)
+        if cfg.explain == "audio":
+            source = str(audio)
     from ..api import default_out_dir
     from ..distributed import is_main_process, process_out_dir
 
@@ -163,14 +193,14 @@ def explain(
     from ..outdir import explain_settings, legacy_result
     from ..runs.folder import OutputFolder
 
-    out = out or default_out_dir(image, target, cfg)
+    out = out or default_out_dir(image, target, cfg, source=source)
     # The folder rules before any work, on every process alike (the main one locks it later).
-    OutputFolder(out, "explain", explain_settings(target, cfg.to_dict()), overwrite=overwrite,
+    OutputFolder(out, "explain", explain_settings(target, cfg.to_dict(), source), overwrite=overwrite,
                  files=RESULT_FILES, recognise=legacy_result, lock=False).close()
     with progress_bar(f"{cfg.method} explanation", enabled=main_process) as progress, \
             process_out_dir(out) as where:
         result, out_dir = explain_to_dir(image, target, where, config=cfg, overwrite=overwrite,
-                                         progress=progress)
+                                         progress=progress, source=source)
     if not main_process:
         return
     if result is None:
@@ -186,6 +216,10 @@ def _summary(e, out_dir: Path) -> None:
     # Pixel-map baselines have no region ordering; say what they are instead of "0 regions".
     where = (f"{e.settings['division']} {e.n_regions} regions" if e.order else "pixel map")
     top = f"top regions {', '.join(str(r) for r in e.order[:5])}\n" if e.order else ""
+    if e.modality != "image":
+        noun = {"text": "words", "audio": "segments"}.get(e.modality, "elements")
+        where = f"{e.modality}: {e.n_regions} {noun}"
+        top = escape(f"top {noun} {', '.join(e.elements[i]['label'] for i in e.order[:5])}") + "\n"
     label = e.target["label"] if len(e.target["label"]) <= 60 else e.target["label"][:59] + "…"
     stdout.print(
         f"[bold]{escape(label)}[/] · {e.method} · model {e.model['spec']} · {where}\n{top}"

@@ -22,17 +22,14 @@ every caption ``a {color} {shape}`` keeps one right answer.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from .._io import atomic_write
-from ..errors import InputError
-from .shapes import COLORS, SHAPES, WORLDS, Scene, _place, _rng, _shape_mask, _smooth_field
+from .shapes import (COLORS, SHAPES, WORLDS, Scene, export_one_object, scene_from_owner,
+                     _place, _rng, _shape_mask, _smooth_field)
 
 __all__ = ["FOURTH_BACKGROUNDS", "fourth_world_background", "render_fourth_scene",
            "export_fourth"]
@@ -302,38 +299,11 @@ def render_fourth_scene(rng: np.random.Generator | int, size: int = 224,
         own[fill] = k
         labels.append(f"a {color} {shape}")
     image = _camera(g, img)
-    masks, kept = [], []
-    for k, label in enumerate(labels):
-        m = owner == k
-        if m.any():
-            masks.append(m)
-            kept.append(label)
-    return Scene(image=image, masks=masks, labels=kept, background=background)
+    return scene_from_owner(image, owner, labels, background)
 
 
 def export_fourth(folder: str | os.PathLike, n_scenes: int, seed: int = 0, size: int = 128,
                   world: str = "clean") -> Path:
-    """Write ``images/NNNNN.png``, ``masks/NNNNN.png`` (one object per scene, 0/255 grayscale)
-    and ``manifest.jsonl``; returns the manifest path.
-
-    Scene ``i`` is seeded by ``(seed, i)``, so a prefix of a larger export is identical. Each
-    manifest line holds ``image``, ``mask``, ``label``, ``text`` and ``background``.
-    """
-    if world not in WORLDS:
-        raise InputError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
-    root = Path(folder)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i in range(n_scenes):
-        scene = render_fourth_scene(np.random.default_rng((seed, i)), size=size, n_objects=1,
-                                    world=world)
-        img_rel, mask_rel = f"images/{i:05d}.png", f"masks/{i:05d}.png"
-        Image.fromarray(scene.image).save(root / img_rel)
-        Image.fromarray(scene.masks[0].astype(np.uint8) * 255, mode="L").save(root / mask_rel)
-        label = scene.labels[0]
-        lines.append(json.dumps({"image": img_rel, "mask": mask_rel, "label": label,
-                                 "text": label, "background": scene.background}))
-    manifest = root / "manifest.jsonl"
-    atomic_write(manifest, "".join(line + "\n" for line in lines))
-    return manifest
+    """Write ``images/NNNNN.png``, ``masks/NNNNN.png`` and ``manifest.jsonl`` of one-object
+    scenes of this renderer (`shapes.export_one_object`); returns the manifest path."""
+    return export_one_object(folder, n_scenes, render_fourth_scene, seed=seed, size=size, world=world)

@@ -52,6 +52,16 @@ class MapResult:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass
+class ElementResult:
+    """A baseline's values over the elements of a text or a clip (`attribute_elements`): one
+    per element, larger = more important, and how they were made."""
+
+    values: np.ndarray
+    forward_passes: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
 def target_embedding(adapter: Adapter, target: Target) -> torch.Tensor:
     """The unit-norm target embedding as a normal tensor (usable under autograd)."""
     with torch.inference_mode():
@@ -168,8 +178,16 @@ class MapExplainer(Explainer):
                   progress: ProgressFn | None = None) -> MapResult:
         """(H, W, 3) uint8 image and unit-norm (D,) target → the attribution map."""
 
+    def attribute_elements(self, elements: Any, target_emb: torch.Tensor, adapter: Adapter,
+                           progress: ProgressFn | None = None) -> ElementResult:
+        """The values of a text's words or a clip's segments (`mmattr.elements.ElementSet`);
+        only methods whose `modalities` name the modality implement it."""
+        raise InputError(f"the {self.name} method explains {', '.join(self.modalities)} only")
+
     def explain(self, image: np.ndarray, target: Target, adapter: Adapter,
                 progress: ProgressFn | None = None) -> Explanation:
+        if self.config.explain != "image":
+            return self.explain_elements(image, target, adapter, progress)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
         cfg = self.config
@@ -207,6 +225,54 @@ class MapExplainer(Explainer):
             version=__version__,
             timings={"attribute": t_attr - t0, "curves": seconds - (t_attr - t0),
                      "total": seconds})
+
+
+    def explain_elements(self, source: Any, target: Target, adapter: Adapter,
+                         progress: ProgressFn | None = None) -> Explanation:
+        """A text's or a clip's explanation: the method's values over the elements, then the
+        insertion and deletion curves over elements in its order, measured by the same element
+        set and score as SMDL's (`explainers._elements`)."""
+        from ._elements import (CurveScore, build_elements, check_target, curves,
+                                element_explanation, element_vocabulary)
+
+        cfg = self.config
+        check_target(cfg.explain, target)
+        t0 = time.perf_counter()
+        elements = build_elements(cfg, source, adapter, self.context)
+        target_emb = target_embedding(adapter, target)
+        result = self.attribute_elements(elements, target_emb, adapter, progress)
+        values = np.asarray(result.values, np.float32)
+        t_attr = time.perf_counter()
+        # most important first; ties keep the elements' own order
+        order = [int(i) for i in np.argsort(-values.astype(np.float64), kind="stable")]
+        with torch.inference_mode():
+            vocab = element_vocabulary(cfg, target, adapter, target_emb)
+            score = CurveScore(target_emb, vocab, adapter)
+            before = elements.forward_passes
+            x, ins, dele = curves(elements, order, score)
+        curve_passes = elements.forward_passes - before
+        seconds = time.perf_counter() - t0
+        return element_explanation(
+            method=self.name, elements=elements, target=target, adapter=adapter, order=order,
+            scores=[float(values[i]) for i in order], terms={}, values=values, x=x, ins=ins,
+            dele=dele, curve_score=score.mode, forward_passes=result.forward_passes,
+            seconds=seconds,
+            settings={**cfg.to_dict(), "model": adapter.spec,
+                      "vocabulary_source": vocab.source if vocab else "none",
+                      "options": {**self.resolved_options(),
+                                  **type(elements).resolved_options(cfg)},
+                      "method_settings": result.settings,
+                      "curve": {"kind": "elements", "score": score.mode,
+                                "forward_passes": curve_passes}},
+            timings={"attribute": t_attr - t0, "curves": seconds - (t_attr - t0),
+                     "total": seconds})
+
+
+def element_cosines(elements: Any, target_emb: torch.Tensor, subsets: torch.Tensor
+                    ) -> torch.Tensor:
+    """Cosine to the target of each (M, N) subset of elements kept (the rest removed)."""
+    emb, _ = elements.embed(subsets, masked_out=False)
+    return emb @ target_emb.to(emb.dtype)
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:

@@ -44,6 +44,8 @@ class Explainer(ABC):
     uses_division: ClassVar[bool] = False
     #: whether it runs ``config.search`` (SMDL)
     uses_search: ClassVar[bool] = False
+    #: what it can explain (``config.explain``, `mmattr.elements.MODALITIES`)
+    modalities: ClassVar[tuple[str, ...]] = ("image",)
 
     @classmethod
     def components(cls, config: ExplainConfig) -> set[str]:
@@ -52,6 +54,8 @@ class Explainer(ABC):
         used = {cls.name}
         if cls.uses_search:
             used.add(config.search)
+        if config.explain != "image":  # the modality's own options replace the division's
+            return used | {config.explain}
         if cls.uses_division:
             name, _, prior = config.division.partition(":")
             used.add(name)

@@ -1,4 +1,5 @@
-"""Perturbation baselines: LIME and Kernel SHAP over sub-regions, RISE over random masks.
+"""Perturbation baselines: LIME, Kernel SHAP and occlusion over sub-regions (or the words of a
+text, the segments of a clip), RISE over random masks.
 
 All score batches of perturbed images under inference mode, composed on the device and chunked
 by ``batch_size``; the samples are drawn up front from ``seed``, so results do not depend on
@@ -19,8 +20,8 @@ from ..adapters.base import Adapter
 from ..division import divider_from_config
 from ..options import option
 from ..regions import RegionStack
-from ._common import (MapExplainer, MapResult, image_tensor, score_masked, seeded_generator,
-                      to_image_space)
+from ._common import (ElementResult, MapExplainer, MapResult, element_cosines, image_tensor,
+                      score_masked, seeded_generator, to_image_space)
 from .base import ProgressFn, register_explainer
 
 
@@ -37,6 +38,20 @@ def _feature_components(method: str, config) -> set[str]:
     """LIME's / Kernel SHAP's components: the method and its feature division."""
     name = config.division.partition(":")[0]
     return {method, "slico" if name == "prior" else name}
+
+
+class _ElementFeatures(MapExplainer):
+    """A method over features switched on and off: on an image the configured division's
+    regions (its components: the method and that division), on a text its words, on a clip its
+    segments (the modality's own options replace the division's)."""
+
+    modalities = ("image", "text", "audio")
+
+    @classmethod
+    def components(cls, config) -> set[str]:
+        if config.explain != "image":
+            return super().components(config)
+        return _feature_components(cls.name, config)
 
 
 def _region_scores(image: np.ndarray, labels: np.ndarray, adapter: Adapter,
@@ -115,7 +130,7 @@ def kernel_shap_values(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, 
 
 
 @register_explainer("lime")
-class LimeExplainer(MapExplainer):
+class LimeExplainer(_ElementFeatures):
     """A weighted ridge model of the target cosine over sub-regions switched on and off.
 
     1,000 samples by default (the first with every region on), kernel width 0.25 on the cosine
@@ -126,10 +141,6 @@ class LimeExplainer(MapExplainer):
     """
 
     name = "lime"
-
-    @classmethod
-    def components(cls, config) -> set[str]:
-        return _feature_components(cls.name, config)
 
     @dataclass(frozen=True)
     class Options:
@@ -155,9 +166,24 @@ class LimeExplainer(MapExplainer):
                                    "alpha": o.alpha, "features": f"{division} ({n} regions)",
                                    "fill": self.config.fill, "score": "cosine"}, options=used)
 
+    def attribute_elements(self, elements, target_emb: torch.Tensor, adapter: Adapter,
+                           progress: ProgressFn | None = None) -> ElementResult:
+        """The same ridge model over the words of a text or the segments of a clip."""
+        o = self.opts
+        gen = seeded_generator(self.config.seed, adapter.device)
+        z = torch.randint(0, 2, (o.samples, elements.n), generator=gen,
+                          device=adapter.device).float()
+        z[0] = 1
+        with torch.inference_mode():
+            y = element_cosines(elements, target_emb, z)
+        coef, _ = weighted_ridge(z, y, lime_kernel(z, o.kernel_width), o.alpha)
+        return ElementResult(coef.float().cpu().numpy(), elements.forward_passes,
+                             {"samples": o.samples, "kernel_width": o.kernel_width,
+                              "alpha": o.alpha, "score": "cosine"})
+
 
 @register_explainer("kernelshap")
-class KernelShapExplainer(MapExplainer):
+class KernelShapExplainer(_ElementFeatures):
     """Shapley values of the sub-regions for the target cosine, by Kernel SHAP regression.
 
     1,000 coalitions by default plus the empty and full ones (exact enumeration when there are
@@ -168,10 +194,6 @@ class KernelShapExplainer(MapExplainer):
     """
 
     name = "kernelshap"
-
-    @classmethod
-    def components(cls, config) -> set[str]:
-        return _feature_components(cls.name, config)
 
     @dataclass(frozen=True)
     class Options:
@@ -194,6 +216,61 @@ class KernelShapExplainer(MapExplainer):
                          settings={"samples": int(z.shape[0]) + 2, "exact": exact,
                                    "features": f"{division} ({n} regions)",
                                    "fill": self.config.fill, "score": "cosine"}, options=used)
+
+    def attribute_elements(self, elements, target_emb: torch.Tensor, adapter: Adapter,
+                           progress: ProgressFn | None = None) -> ElementResult:
+        """Shapley values of the words of a text or the segments of a clip (exact when the
+        coalitions fit the budget: 2^N - 2 ≤ samples - 2)."""
+        n, dev = elements.n, adapter.device
+        z, weights, exact = shapley_samples(n, self.opts.samples,
+                                            seeded_generator(self.config.seed, dev), dev)
+        ends = torch.stack([torch.zeros(n, device=dev), torch.ones(n, device=dev)])
+        with torch.inference_mode():
+            y = element_cosines(elements, target_emb, torch.cat([ends, z]))
+        phi = kernel_shap_values(z.cpu(), y[2:].cpu(), weights.cpu(), float(y[0]), float(y[1]))
+        return ElementResult(phi.float().numpy(), elements.forward_passes,
+                             {"samples": int(z.shape[0]) + 2, "exact": exact, "score": "cosine"})
+
+
+@register_explainer("occlusion")
+class OcclusionExplainer(_ElementFeatures):
+    """Leave one out: each element's value is the drop of the target cosine when it alone is
+    removed (a region filled, a word removed, a segment silenced); N + 1 forward passes.
+
+    Ref. Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014
+    (occlusion); Li et al., "Understanding Neural Networks through Representation Erasure",
+    arXiv 1612.08220, 2016 (leaving words out).
+    """
+
+    name = "occlusion"
+
+    @staticmethod
+    def _leave_one_out(n: int, device: torch.device) -> torch.Tensor:
+        """Row 0: every element; row i + 1: every element but i."""
+        rows = torch.ones(n + 1, n, device=device)
+        rows[torch.arange(1, n + 1, device=device), torch.arange(n, device=device)] = 0.0
+        return rows
+
+    def attribute(self, image: np.ndarray, target_emb: torch.Tensor, adapter: Adapter,
+                  progress: ProgressFn | None = None) -> MapResult:
+        labels, division, used = _feature_labels(self.config, image)
+        n = int(labels.max()) + 1
+        y, passes = _region_scores(image, labels, adapter, target_emb,
+                                   self._leave_one_out(n, adapter.device),
+                                   self.config.batch_size, self.fill_for(image, adapter.device),
+                                   self.context)
+        values = (y[0] - y[1:]).float().cpu().numpy()
+        return MapResult(values[labels], passes, regions=labels, region_values=values,
+                         settings={"features": f"{division} ({n} regions)",
+                                   "fill": self.config.fill, "score": "cosine"}, options=used)
+
+    def attribute_elements(self, elements, target_emb: torch.Tensor, adapter: Adapter,
+                           progress: ProgressFn | None = None) -> ElementResult:
+        with torch.inference_mode():
+            y = element_cosines(elements, target_emb,
+                                self._leave_one_out(elements.n, adapter.device))
+        return ElementResult((y[0] - y[1:]).float().cpu().numpy(), elements.forward_passes,
+                             {"score": "cosine"})
 
 
 #: RISE masks composed and summed per block: a fixed size, so the map does not depend on the

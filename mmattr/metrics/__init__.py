@@ -17,6 +17,7 @@ from .localisation import energy_pointing_game, pointing_game, top_area, top_k_i
 from .road import (LERF_PERCENTAGES, MORF_PERCENTAGES, noisy_linear_impute, occlusion_confidence,
                    road_curve)
 from .scoring import SCORES, TargetScore, image_tensor
+from .words import keywords_first
 
 __all__ = [
     "METRICS", "EvalContext", "Metric", "MetricSkipped", "ScoreFn", "auc", "list_metrics",
@@ -24,5 +25,5 @@ __all__ = [
     "fill_image", "highest_confidence", "perturbation_curve", "pixel_rank",
     "energy_pointing_game", "pointing_game", "top_area", "top_k_iou", "LERF_PERCENTAGES",
     "MORF_PERCENTAGES", "noisy_linear_impute", "occlusion_confidence", "road_curve", "SCORES",
-    "TargetScore", "image_tensor",
+    "TargetScore", "image_tensor", "keywords_first",
 ]

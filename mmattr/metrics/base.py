@@ -81,6 +81,8 @@ class EvalContext:
     device: torch.device = torch.device("cpu")
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
+    #: the dataset line's other fields (e.g. a text line's ``keywords``)
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -103,6 +105,8 @@ class Metric(ABC):
     needs_mask: bool = False
     needs_model: bool = True
     higher_is_better: dict[str, bool] = {}
+    #: the explanations it measures (`Explanation.modality`); others are skipped with a note
+    modalities: tuple[str, ...] = ("image",)
 
     def __init__(self, **options: Any) -> None:
         self.options = options

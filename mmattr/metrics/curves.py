@@ -126,7 +126,12 @@ def cached_curve(ctx: EvalContext, explanation, mode: str, steps: int, fill: str
 
 
 class _PixelCurve(Metric):
+    """On an image, the pixel-level curve of any map; on a text or a clip (no pixels), the
+    element-level curve every method's explanation carries, measured alike for all methods
+    (the method's order, each prefix composed by the same element set)."""
+
     mode = "insertion"
+    modalities = ("image", "text", "audio")
 
     def __init__(self, steps: int = PIXEL_CURVE_STEPS, fill: str = "black", **options: Any) -> None:
         if fill not in FILLS:
@@ -135,8 +140,20 @@ class _PixelCurve(Metric):
         self.steps, self.fill = int(steps), fill
 
     def evaluate(self, explanation, context: EvalContext) -> dict[str, Any]:
+        if getattr(explanation, "modality", "image") != "image":
+            return _element_curve(self.name, self.mode, explanation)
         x, y = cached_curve(context, explanation, self.mode, self.steps, self.fill)
         return {self.name: auc(x, y), f"{self.name}_x": x.tolist(), f"{self.name}_curve": y.tolist()}
+
+
+def _element_curve(name: str, mode: str, explanation) -> dict[str, Any]:
+    """The explanation's own insertion or deletion curve as a metric's columns."""
+    curve = getattr(explanation, f"{mode}_curve", None)
+    x = getattr(explanation, "curve_x", None)
+    if not curve or not x or len(curve) != len(x):
+        raise MetricSkipped(f"the {explanation.method} explanation has no curve over elements")
+    return {name: auc(x, curve), f"{name}_x": list(map(float, x)),
+            f"{name}_curve": list(map(float, curve))}
 
 
 @register_metric("insertion")
@@ -158,6 +175,7 @@ class Deletion(_PixelCurve):
 class _RegionCurve(Metric):
     needs_model = False
     mode = "insertion"
+    modalities = ("image", "text", "audio")
 
     def evaluate(self, explanation, context: EvalContext) -> dict[str, Any]:
         curve = getattr(explanation, f"{self.mode}_curve", None)
@@ -212,6 +230,7 @@ class RegionHighestConfidence(Metric):
 
     needs_model = False
     higher_is_better = {f"highest_confidence_region@{b}": True for b in (25, 50, 75, 100)}
+    modalities = ("image", "text", "audio")
 
     def evaluate(self, explanation, context: EvalContext) -> dict[str, Any]:
         curve, x = getattr(explanation, "insertion_curve", None), getattr(explanation, "curve_x", None)

@@ -2,7 +2,9 @@
 `mmattr.explain` on the toy CNN of tests/conftest.py: the Explanation's types, shapes and
 ranges, determinism under a fixed seed, results independent of the batch size, and a one-line
 `InputError` on a bad image. A newly registered method is picked up from the registry; one
-that cannot run here must be listed in `SKIPPED` with the reason."""
+that cannot run here must be listed in `SKIPPED` with the reason. Methods that explain no image
+(``modalities`` without ``image``, e.g. gradxinput on a text's tokens) have their contract in
+tests/modalities/test_method_contract.py."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ SMALL, LARGE = 1, 256
 
 def _cases():
     return [pytest.param(n, marks=pytest.mark.skip(reason=SKIPPED[n])) if n in SKIPPED else n
-            for n in EXPLAINERS.names()]
+            for n in EXPLAINERS.names() if "image" in EXPLAINERS.get(n).modalities]
 
 
 def _explain(adapter, image, name, **settings):

@@ -109,7 +109,7 @@ CASES = [
     ("evaluate --steps abc", ["evaluate", "ds", "--steps", "abc"], "--steps"),
     ("evaluate, a manifest that is a folder", ["evaluate", "bad", *EVAL, "--out", "o"],
      "is not a file"),
-    ("explain, a missing argument", ["explain"], "Missing argument"),
+    ("explain, a missing argument", ["explain"], "missing IMAGE"),
     ("dataset shapes into a file", ["dataset", "shapes", "notes.txt", "--n", "2"],
      "is a file, not a folder"),
     ("dataset shapes into a folder of the user's", ["dataset", "shapes", "mine", "--n", "2"],
