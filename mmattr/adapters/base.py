@@ -80,6 +80,13 @@ class Adapter(ABC):
         """(B, L) token ids and attention mask → (B, D) text embeddings (token access only)."""
         raise ModelError(f"model {self.spec!r} gives no token access to its text tower")
 
+    def pad_token_rows(self, ids: torch.Tensor, attention_mask: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) token rows padded as the model pads a typed prompt (length, pad token, which
+        pads are masked), so `encode_token_ids` embeds a composed text as the same text typed;
+        idempotent. The rows as given by default; `encode_token_ids` applies it."""
+        return ids, attention_mask
+
     def text_embedding_layer(self) -> torch.nn.Module | None:
         """The text tower's token embedding table (an ``nn.Embedding``), for gradients on token
         embeddings; None when hidden."""

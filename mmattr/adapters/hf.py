@@ -17,6 +17,7 @@ from typing import Sequence
 from urllib.parse import urlparse
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ModelError, arg
 from .base import register_adapter
@@ -385,14 +386,39 @@ class HFAdapter(Adapter):
         return int(pad)
 
     def encode_token_ids(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        ids, attention_mask = self.pad_token_rows(ids.to(self.device),
+                                                    attention_mask.to(self.device))
         check_token_ids(ids, self._vocab_size)
         params = inspect.signature(self.model.get_text_features).parameters
-        inputs = {"input_ids": ids.to(self.device)}
+        inputs = {"input_ids": ids}
         if "attention_mask" in params:
             inputs["attention_mask"] = attention_mask.to(self.device)
         with self.autocast():
             out = self.model.get_text_features(**inputs)
         return _features(out).float()
+
+    def pad_token_rows(self, ids: torch.Tensor, mask: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token rows padded exactly as `encode_texts` pads a prompt, so that a composed text
+        embeds as the same text typed: the positions after a row's last attended token are
+        padding (the pad token); a tower trained on max-length padding (SigLIP: it pools the
+        last position) gets every row padded to its limit; and padding is masked only where the
+        tokenizer itself returns an attention mask (SigLIP's does not: its tower reads the pad
+        tokens, as it was trained). Tokens hidden mid-row (``hide``) keep their mask 0."""
+        mask = mask.long()
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        if self._pad == "max_length" and ids.shape[1] < self._max_len:
+            extra = self._max_len - ids.shape[1]
+            ids = F.pad(ids, (0, extra), value=int(pad) if pad is not None else 0)
+            mask = F.pad(mask, (0, extra), value=0)
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        last = torch.where(mask > 0, positions, torch.full_like(positions, -1)).amax(1)
+        trailing = positions[None] > last[:, None]
+        if pad is not None:
+            ids = torch.where(trailing, torch.full_like(ids, int(pad)), ids)
+        if "attention_mask" not in getattr(self.tokenizer, "model_input_names", ["attention_mask"]):
+            mask = torch.where(trailing, torch.ones_like(mask), mask)
+        return ids, mask
 
     def text_embedding_layer(self) -> torch.nn.Module | None:
         try:

@@ -69,6 +69,11 @@ def token_attributions(elements, target_emb: torch.Tensor, adapter: Adapter, ste
         mask[i, : q.ids.shape[0]] = 1
         owner[i, : q.ids.shape[0]] = q.owner
     ids, mask, owner = ids.to(dev), mask.to(dev), owner.to(dev)
+    # the rows as the model pads a typed prompt (SigLIP: to its limit), so the hooked
+    # embeddings below have the length the text tower will be called with
+    ids, mask = adapter.pad_token_rows(ids, mask)
+    owner = F.pad(owner, (0, ids.shape[1] - owner.shape[1]), value=-1)
+    length = int(ids.shape[1])
     with torch.no_grad():
         emb = layer(ids).float()
         if baseline:  # IG: the pad token's embedding at the explained tokens, the rest kept

@@ -47,15 +47,37 @@ def demo():
     return load_adapter("demo", device="cpu")
 
 
-@pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory) -> Path:
-    """A tiny random-weight transformers CLIPModel folder with its own character-level BPE
-    tokenizer: tests/adapters' builder (the contract tests' model), written once here."""
+def _adapter_builders():
+    """tests/adapters' builders of tiny random-weight models (the contract tests' models)."""
     spec = importlib.util.spec_from_file_location(
         "_adapters_conftest_for_modalities", HERE.parent / "adapters" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight transformers CLIPModel folder with its own character-level BPE
+    tokenizer: tests/adapters' builder (the contract tests' model), written once here."""
     folder = tmp_path_factory.mktemp("tiny_clip") / "clip"
     folder.mkdir()
-    module._save_clip(folder)
+    _adapter_builders()._save_clip(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_text_towers(tmp_path_factory, tiny_clip_dir) -> dict[str, str]:
+    """Specs of tiny random-weight models of every family with a text tower, saved as users
+    have them: transformers CLIP, SigLIP and SigLIP 2, an open_clip checkpoint, an
+    ImageBind-style factory."""
+    builders = _adapter_builders()
+    root = tmp_path_factory.mktemp("tiny_text_towers")
+    specs = {"clip": f"hf:{tiny_clip_dir}"}
+    for name, save in (("siglip", builders._save_siglip), ("siglip2", builders._save_siglip2)):
+        (root / name).mkdir()
+        save(root / name)
+        specs[name] = f"hf:{root / name}"
+    specs["openclip"] = f"openclip:{builders.OPENCLIP_ARCH}/{builders._save_openclip(root)}"
+    specs["imagebind"] = f"imagebind:{builders.TINY}:build_imagebind"
+    return specs

@@ -154,3 +154,62 @@ def test_the_text_invariant_on_real_architectures(demo, tiny_clip_dir):
                 assert float(full @ want) == pytest.approx(1.0, abs=1e-5), (unit, remove)
                 torch.testing.assert_close(full, want, atol=1e-5, rtol=0)
                 assert float(empty @ want) < 0.999  # removing every word changes the text
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip", "siglip2", "openclip", "imagebind"])
+def test_every_text_tower_family_explains_its_words(family, tiny_text_towers):
+    """On every family with a text tower (tiny random weights, loaded through the public spec):
+    the full text is the text target's embedding, each removal the model allows moves the
+    embedding when one word goes (no silent no-op), the removals it does not allow are refused
+    in one line, and an SMDL text explanation orders every word."""
+    from mmattr import explain
+    from mmattr.adapters import load_adapter
+    from mmattr.errors import MmattrError
+    from mmattr.modalities.text import TextElements
+
+    adapter = load_adapter(tiny_text_towers[family], device="cpu")
+    text = "red dog ran fast"
+    want = adapter.encode_target(Target.from_text(text))
+    allowed = 0
+    for remove in ("drop", "pad", "hide", "pad+hide"):
+        try:
+            es = TextElements(text, adapter, remove=remove)
+        except MmattrError as exc:  # refused: says which removal works instead, in one line
+            assert "\n" not in str(exc) and "remove" in str(exc), (family, remove, exc)
+            continue
+        allowed += 1
+        _, full = es.embed_ends()
+        torch.testing.assert_close(full, want, atol=1e-5, rtol=0)
+        one_out = torch.ones(es.n, es.n) - torch.eye(es.n)
+        emb, _ = es.embed(one_out)
+        assert float((1 - emb @ full).min()) > 1e-6, (family, remove)  # every word matters
+    assert allowed >= 1  # drop works for every text tower
+    image = np.full((32, 32, 3), 120, np.uint8)
+    e = explain(image, text=text, model=adapter, explain="text")
+    assert sorted(e.order) == list(range(4)) and [r["label"] for r in e.elements] == text.split()
+    if adapter.text_embedding_layer() is not None and adapter.text_pad_id is not None:
+        # IG on the token embeddings is complete on the real tower: its values sum to the
+        # cosine of the text minus that of every word padded (the path's two ends)
+        ig = explain(image, text=text, model=adapter, explain="text", method="ig",
+                     options={"ig": {"steps": 64}})
+        target = adapter.encode_target(Target.from_image(image))
+        empty, full = TextElements(text, adapter, remove="pad").embed_ends()
+        total = sum(r["value"] for r in ig.elements)
+        assert total == pytest.approx(float(full @ target - empty @ target), abs=1e-3), family
+
+
+def test_siglip_without_a_tokenizer_mask_reads_its_pads_as_trained(tiny_text_towers):
+    """google/siglip's tokenizer returns no attention mask (`model_input_names` is input_ids
+    only), so its tower reads the max-length padding; a composed text must be padded and read
+    the same way to embed as the typed text does, for every removal."""
+    from mmattr.adapters import load_adapter
+    from mmattr.modalities.text import TextElements
+
+    adapter = load_adapter(tiny_text_towers["siglip"], device="cpu", cache=None)
+    adapter.tokenizer.model_input_names = ["input_ids"]
+    text = "red dog"
+    want = adapter.encode_target(Target.from_text(text))
+    for remove in ("drop", "pad", "hide", "pad+hide"):
+        es = TextElements(text, adapter, remove=remove)
+        _, full = es.embed_ends()
+        torch.testing.assert_close(full, want, atol=1e-5, rtol=0)
