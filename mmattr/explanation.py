@@ -156,8 +156,9 @@ class Explanation:
                 # the clip's file: `source` holds it, but it is no image ("image" is the file
                 # Explanation.load reads back as the picture)
                 explained["audio"] = self.source
-            return {**self._image_dict(), "image": None, "image_sha256": None,
-                    "explained": explained}
+            image_only = ("division",)  # no division: the elements are words or segments
+            return {**{k: v for k, v in self._image_dict().items() if k not in image_only},
+                    "image": None, "image_sha256": None, "explained": explained}
         return self._image_dict()
 
     def _image_dict(self) -> dict[str, Any]:

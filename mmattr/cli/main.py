@@ -214,7 +214,7 @@ def _summary(e, out_dir: Path) -> None:
     from rich.markup import escape
 
     # Pixel-map baselines have no region ordering; say what they are instead of "0 regions".
-    where = (f"{e.settings['division']} {e.n_regions} regions" if e.order else "pixel map")
+    where = (f"{e.settings.get('division')} {e.n_regions} regions" if e.order else "pixel map")
     top = f"top regions {', '.join(str(r) for r in e.order[:5])}\n" if e.order else ""
     if e.modality != "image":
         noun = {"text": "words", "audio": "segments"}.get(e.modality, "elements")

@@ -26,6 +26,10 @@ from ..objective import resolve_score, target_match
 from ..targets import Target
 from ..vocabulary import Vocabulary, build_vocabulary
 
+#: settings that only mean something for an image (its division, its fill, its resizing):
+#: left out of a text's or a clip's explanation.json, where they would describe nothing
+IMAGE_ONLY_SETTINGS = ("division", "regions", "max_side", "fill")
+
 #: target kinds each modality can be explained against (a text against itself is no match)
 TARGETS = {"text": ("image", "audio", "embedding"),
            "audio": ("image", "text", "class", "embedding")}
@@ -141,7 +145,8 @@ def element_explanation(*, method: str, elements: ElementSet, target: Target, ad
         insertion_auc=auc(x, ins), deletion_auc=auc(x, dele), curve_score=curve_score,
         forward_passes=int(forward_passes), seconds=seconds, method=method,
         model=adapter.describe(), target={**target.to_dict(), "label": target.label},
-        settings={**settings, "element_settings": elements.settings()}, version=__version__,
+        settings={**{k: v for k, v in settings.items() if k not in IMAGE_ONLY_SETTINGS},
+                  "element_settings": elements.settings()}, version=__version__,
         timings=timings, modality=elements.name,
         elements=element_rows(elements, list(order), values),
         text=getattr(elements, "text", None) if elements.name == "text" else None,

@@ -102,6 +102,10 @@ def test_save_and_load_a_text_explanation(bag, bright, tmp_path):
     assert data["explained"] == {"modality": "text", "elements": e.elements, "text": TEXT}
     assert data["order"] == e.order and data["n_regions"] == len(e.elements)
     assert data["image"] is None  # nothing was explained from an image file
+    # image-only settings (division, regions, fill, resizing) would describe nothing here
+    assert "division" not in data
+    assert not {"division", "regions", "fill", "max_side"} & set(data["settings"])
+    assert data["settings"]["element_settings"]["unit"] == "words"
     with pytest.warns(mmattr.errors.MmattrWarning, match="gray"):  # the target was an array
         back = Explanation.load(tmp_path / "out")
     assert back.modality == "text" and back.text == TEXT and back.elements == e.elements
