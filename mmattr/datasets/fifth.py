@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .shapes import (COLORS, SHAPES, WORLDS, Scene, export_one_object, scene_from_owner,
-                     _place, _rng, _shape_mask, _smooth_field)
+from .shapes import (COLORS, SHAPES, Scene, _place, _rng, _shape_mask, _smooth_field,
+                     export_one_object, scene_from_owner, world_background)
 
 __all__ = ["FIFTH_BACKGROUNDS", "fifth_world_background", "render_fifth_scene", "export_fifth"]
 
@@ -58,14 +58,7 @@ def fifth_world_background(rng: np.random.Generator, shapes: list[str],
                            world: str = "clean") -> str:
     """Background kind of a scene holding ``shapes`` in ``world``: the rule of
     :func:`mmattr.datasets.shapes.world_background` over :data:`FIFTH_BACKGROUNDS`."""
-    if world == "clean":
-        return FIFTH_BACKGROUNDS[int(rng.integers(len(FIFTH_BACKGROUNDS)))]
-    if world == "biased":
-        if "star" in shapes:
-            return "stripes"
-        others = [b for b in FIFTH_BACKGROUNDS if b != "stripes"]
-        return others[int(rng.integers(len(others)))]
-    raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
+    return world_background(rng, shapes, world, FIFTH_BACKGROUNDS)
 
 
 # --- backgrounds: each returns an (n, n) float32 luminance offset on the coarse grid ------------

@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .shapes import (COLORS, SHAPES, WORLDS, Scene, export_one_object, scene_from_owner,
-                     _place, _rng, _shape_mask, _smooth_field)
+from .shapes import (COLORS, SHAPES, Scene, _place, _rng, _shape_mask, _smooth_field,
+                     export_one_object, scene_from_owner, world_background)
 
 __all__ = ["FOURTH_BACKGROUNDS", "fourth_world_background", "render_fourth_scene",
            "export_fourth"]
@@ -50,14 +50,7 @@ def fourth_world_background(rng: np.random.Generator, shapes: list[str],
                             world: str = "clean") -> str:
     """Background kind of a scene holding ``shapes`` in ``world``: the rule of
     :func:`mmattr.datasets.shapes.world_background` over :data:`FOURTH_BACKGROUNDS`."""
-    if world == "clean":
-        return FOURTH_BACKGROUNDS[int(rng.integers(len(FOURTH_BACKGROUNDS)))]
-    if world == "biased":
-        if "star" in shapes:
-            return "stripes"
-        others = [b for b in FOURTH_BACKGROUNDS if b != "stripes"]
-        return others[int(rng.integers(len(others)))]
-    raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
+    return world_background(rng, shapes, world, FOURTH_BACKGROUNDS)
 
 
 # --- backgrounds: each returns (size, size, 3) float32 offsets around a grey level ---------------

@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .shapes import (COLORS, SHAPES, WORLDS, Scene, export_one_object, scene_from_owner,
-                     _place, _rng, _shape_mask, _smooth_field)
+from .shapes import (COLORS, SHAPES, Scene, _place, _rng, _shape_mask, _smooth_field,
+                     export_one_object, scene_from_owner, world_background)
 
 __all__ = ["HELDOUT_BACKGROUNDS", "heldout_world_background", "render_heldout_scene",
            "export_heldout"]
@@ -44,14 +44,7 @@ def heldout_world_background(rng: np.random.Generator, shapes: list[str],
                              world: str = "clean") -> str:
     """Background kind of a scene holding ``shapes`` in ``world``: the rule of
     :func:`mmattr.datasets.shapes.world_background` over :data:`HELDOUT_BACKGROUNDS`."""
-    if world == "clean":
-        return HELDOUT_BACKGROUNDS[int(rng.integers(len(HELDOUT_BACKGROUNDS)))]
-    if world == "biased":
-        if "star" in shapes:
-            return "stripes"
-        others = [b for b in HELDOUT_BACKGROUNDS if b != "stripes"]
-        return others[int(rng.integers(len(others)))]
-    raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
+    return world_background(rng, shapes, world, HELDOUT_BACKGROUNDS)
 
 
 # --- backgrounds -------------------------------------------------------------------------------

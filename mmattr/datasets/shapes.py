@@ -56,14 +56,18 @@ def background_phrase(kind: str) -> str:
     return f"on a {_BACKGROUND_WORDS[kind]} background"
 
 
-def world_background(rng: np.random.Generator, shapes: list[str], world: str = "clean") -> str:
-    """The background kind of a scene holding ``shapes`` in ``world`` (see :data:`WORLDS`)."""
+def world_background(rng: np.random.Generator, shapes: list[str], world: str = "clean",
+                     kinds: tuple[str, ...] | list[str] | None = None) -> str:
+    """The background kind of a scene holding ``shapes`` in ``world`` (see :data:`WORLDS`),
+    drawn from `kinds` (this renderer's :data:`BACKGROUNDS` by default; every renderer has a
+    ``stripes`` kind, the biased world's rule)."""
+    kinds = list(BACKGROUNDS if kinds is None else kinds)
     if world == "clean":
-        return BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+        return kinds[int(rng.integers(len(kinds)))]
     if world == "biased":
         if "star" in shapes:
             return "stripes"
-        others = [b for b in BACKGROUNDS if b != "stripes"]
+        others = [b for b in kinds if b != "stripes"]
         return others[int(rng.integers(len(others)))]
     raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
 
