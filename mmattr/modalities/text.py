@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from ..adapters.base import Adapter, TokenizedText
 from ..elements import Element, ElementSet, register_modality
-from ..errors import InputError, ModelError, arg
+from ..errors import InputError, ModelError, arg, warn
 from ..options import option
 
 REMOVALS = ("auto", "drop", "pad", "hide", "pad+hide")
@@ -131,6 +131,8 @@ class TextElements(ElementSet):
         if not self._items:
             raise InputError(f"the text {self.text!r} has no {unit} to explain")
         self._templated = [self._tokens(t) for t in self.templates] if needs_tokens else []
+        if self._templated:
+            self._drop_unread(unit)
         per_input = len(self.templates) * (2 if remove == "pad+hide" else 1)
         self.setup(len(self._items), adapter.device, self._encode_inputs, batch_size=batch_size,
                    processes=processes, passes_per_input=per_input)
@@ -145,6 +147,25 @@ class TextElements(ElementSet):
         o = cls.options_of(config)
         return cls(source, adapter, unit=o.unit, remove=o.remove,
                    batch_size=getattr(config, "batch_size", 64), processes=processes)
+
+    def _drop_unread(self, unit: str) -> None:
+        """Elements the text tower never reads (every token of theirs past its length limit in
+        every prompt template) would be elements whose removal changes nothing: they are left
+        out, with one warning that names how many and where the read text stops."""
+        read = set()
+        for tpl in self._templated:
+            read.update(int(o) for o in tpl.owner.tolist() if o >= 0)
+        unread = [i for i in range(len(self._items)) if i not in read]
+        if not unread:
+            return
+        if len(unread) == len(self._items):
+            raise InputError(f"the model reads none of the text {self.text[:40]!r}: its prompt "
+                             "template alone fills the model's token limit")
+        first = self._items[unread[0]]
+        warn(f"the text is longer than the model reads: its last {len(unread)} {unit} (from "
+             f"{first[0]!r} on) lie past the model's token limit and are not explained")
+        self._items = [item for i, item in enumerate(self._items) if i in read]
+        self._templated = [self._tokens(t) for t in self.templates]
 
     def _tokens(self, template: str) -> _Templated:
         """The templated text's tokens and, per token, the element whose characters it covers."""

@@ -213,3 +213,23 @@ def test_siglip_without_a_tokenizer_mask_reads_its_pads_as_trained(tiny_text_tow
         es = TextElements(text, adapter, remove=remove)
         _, full = es.embed_ends()
         torch.testing.assert_close(full, want, atol=1e-5, rtol=0)
+
+
+def test_words_the_model_never_reads_are_not_explained(demo):
+    """The demo's text tower reads 32 tokens: a caption six times that long has words past the
+    limit in every prompt template, whose removal could change nothing. They are left out with
+    one warning naming where the read text stops, and the full text still embeds exactly as
+    the (equally cut) text target does."""
+    from mmattr.errors import MmattrWarning
+    from mmattr.modalities.text import TextElements
+
+    text = " ".join(["a red circle and a blue square"] * 6)
+    with pytest.warns(MmattrWarning, match=r"its last 16 words \(from 'blue' on\) lie past"):
+        es = TextElements(text, demo)
+    assert es.n == 42 - 16 and [e.label for e in es.elements()] == text.split()[:26]
+    _, full = es.embed_ends()
+    torch.testing.assert_close(full, demo.encode_target(Target.from_text(text)), atol=1e-5,
+                               rtol=0)
+    # every word left owns a token the model reads, in at least one prompt template
+    read = {int(o) for tpl in es.templated() for o in tpl.owner.tolist() if o >= 0}
+    assert read == set(range(es.n))
