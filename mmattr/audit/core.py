@@ -240,6 +240,28 @@ def _merge_explained(slices: list[Slice], correct: np.ndarray, typical: int) -> 
     return out
 
 
+def _typical_of_prediction(emb: np.ndarray, preds: np.ndarray, labels: np.ndarray,
+                           correct: np.ndarray, share: float = 0.75, least: int = 5) -> np.ndarray:
+    """(N,) bool: the image is as close to the mean of its predicted class's correctly
+    classified images as `share` of those images are (cosine to the class mean, each member
+    left out of its own mean); False where the class has fewer than `least` such images."""
+    z = np.asarray(emb, np.float64)
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    out = np.zeros(len(preds), dtype=bool)
+    for c in np.unique(preds[~correct]):
+        own = np.flatnonzero(correct & (labels == c))
+        if len(own) < least:
+            continue
+        total = z[own].sum(axis=0)
+        loo = (total[None] - z[own]) / (len(own) - 1)  # each member against the others' mean
+        member_sims = (z[own] * loo).sum(axis=1) / np.maximum(np.linalg.norm(loo, axis=1), 1e-12)
+        bar = np.quantile(member_sims, 1.0 - share)
+        mean = total / len(own)
+        who = np.flatnonzero(preds == c)
+        out[who] = z[who] @ mean / max(float(np.linalg.norm(mean)), 1e-12) >= bar
+    return out
+
+
 def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list[str],
             settings: AuditSettings = AuditSettings(), columns: list | None = None,
             reference: tuple[np.ndarray, np.ndarray] | None = None) -> Analysis:
@@ -289,9 +311,14 @@ def analyse(emb: np.ndarray, logits: np.ndarray, labels: np.ndarray, names: list
     # failure mode's mistake, not a label error, provided the mode is established by more of
     # its own mistakes than the candidates it would take in: a mode fitted to a handful of
     # mistakes is wide, and would swallow every image that looks unlike its label.
+    # A candidate that looks like a typical image of the class the model predicts is a normal
+    # member of that class under a wrong label: it stays a label error whichever mode it lands
+    # in (a blurred or biased image is unlike every class, a flipped one is not).
+    typical = _typical_of_prediction(emb, preds, labels, correct)
     for sl in slices:
-        sl.aside = sl.aside[checks.label_error[sl.aside]] if len(sl.aside) <= sl.errors \
+        aside = sl.aside[checks.label_error[sl.aside]] if len(sl.aside) <= sl.errors \
             else sl.aside[:0]
+        sl.aside = aside[~typical[aside]]
         checks.demote(sl.aside)
     return Analysis(
         probs, preds, labels, correct, confidence,

@@ -25,7 +25,10 @@ Every other mistake is a *systematic model error* (the audit links each to its f
 Likely label errors are set aside while failure slices are looked for; one that then falls, by
 its features, in a reported slice is set back as that slice's model error (`LabelCheck.demote`),
 unless the slice would take in more of them than it has mistakes of its own (a mode fitted to a
-few mistakes is wide enough to swallow every image that looks unlike its label).
+few mistakes is wide enough to swallow every image that looks unlike its label), or the image
+is a typical image of the class the model predicts (as close to that class's mean as 75 % of its
+correctly classified images): a normal member of another class under a wrong label, which a
+model's diffuse weakness would otherwise swallow (`core._typical_of_prediction`).
 With a reference model (``--reference-model``), the neighbours come from the reference's
 embedding space and the reference's own prediction must also contradict the label, so a flaw of
 the audited model cannot vouch for itself.
