@@ -48,7 +48,6 @@ import platform
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -566,13 +565,18 @@ def tempfile_dir() -> str:
     return tempfile.gettempdir()
 
 
-def _issue20_table(args, argv) -> str:
-    cpu = platform.processor() or platform.machine()
+def _cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one) for the tables' headers."""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or platform.machine()
+
+
+def _issue20_table(args, argv) -> str:
+    cpu = _cpu_name()
     before = _load_note()
     body = {"worst": _worst, "specificity": _specificity, "reference": _reference}[args.table](args)
     if not body:
@@ -645,12 +649,7 @@ def main(argv: list[str] | None = None) -> int:
                         "throughput": max(ips), "throughput_range": (min(ips), max(ips))}
     else:
         infos = {m: _run_model(m, args, rows) for m in args.models}
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = _cpu_name()
     header = (f"command: python benchmarks/bench_search.py {' '.join(argv or sys.argv[1:])}\n"
               f"machine: {cpu}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
               f"{args.threads} thread(s), no GPU; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from .shapes import (COLORS, SHAPES, Scene, _place, _rng, _shape_mask, _smooth_field,
-                     export_one_object, scene_from_owner, world_background)
+                     draw_objects, export_one_object, scene_from_owner,
+                     world_background)
 
 __all__ = ["FIFTH_BACKGROUNDS", "fifth_world_background", "render_fifth_scene", "export_fifth"]
 
@@ -250,16 +251,8 @@ def render_fifth_scene(rng: np.random.Generator | int, size: int = 224,
     the coarse owner grid is enlarged with the image.
     """
     g = _rng(rng)
-    n = int(g.integers(1, 4)) if n_objects is None else int(n_objects)
-    if not 1 <= n <= len(COLORS) * len(SHAPES):
-        raise ValueError(f"n_objects must be between 1 and 36, got {n}")
-    pairs = g.choice(len(COLORS) * len(SHAPES), size=n, replace=False)
+    pairs, background = draw_objects(g, n_objects, background, world, FIFTH_BACKGROUNDS)
     names = list(COLORS)
-    if background is None:
-        background = fifth_world_background(g, [SHAPES[p % len(SHAPES)] for p in pairs], world)
-    elif background not in FIFTH_BACKGROUNDS:
-        raise ValueError(f"unknown background {background!r}; "
-                         f"choose from {', '.join(FIFTH_BACKGROUNDS)}")
     cells = min(int(g.integers(*_CELLS)), size)
     f = max(1, int(round(size / cells)))  # pixels per cell, a whole number
     low = -(-size // f)                    # cells per side, enough to cover the image

@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from .shapes import (COLORS, SHAPES, Scene, _place, _rng, _shape_mask, _smooth_field,
-                     export_one_object, scene_from_owner, world_background)
+                     draw_objects, export_one_object, scene_from_owner,
+                     world_background)
 
 __all__ = ["FOURTH_BACKGROUNDS", "fourth_world_background", "render_fourth_scene",
            "export_fourth"]
@@ -247,16 +248,8 @@ def render_fourth_scene(rng: np.random.Generator | int, size: int = 224,
     contours, occlude earlier ones; a fully occluded object is dropped with its label).
     """
     g = _rng(rng)
-    n = int(g.integers(1, 4)) if n_objects is None else int(n_objects)
-    if not 1 <= n <= len(COLORS) * len(SHAPES):
-        raise ValueError(f"n_objects must be between 1 and 36, got {n}")
-    pairs = g.choice(len(COLORS) * len(SHAPES), size=n, replace=False)
+    pairs, background = draw_objects(g, n_objects, background, world, FOURTH_BACKGROUNDS)
     names = list(COLORS)
-    if background is None:
-        background = fourth_world_background(g, [SHAPES[p % len(SHAPES)] for p in pairs], world)
-    elif background not in FOURTH_BACKGROUNDS:
-        raise ValueError(f"unknown background {background!r}; "
-                         f"choose from {', '.join(FOURTH_BACKGROUNDS)}")
     img = _fourth_background(g, size, background)
     owner = np.full((size, size), -1, dtype=np.int16)
     scale = size / 128

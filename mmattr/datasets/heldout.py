@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from .shapes import (COLORS, SHAPES, Scene, _place, _rng, _shape_mask, _smooth_field,
-                     export_one_object, scene_from_owner, world_background)
+                     draw_objects, export_one_object, scene_from_owner,
+                     world_background)
 
 __all__ = ["HELDOUT_BACKGROUNDS", "heldout_world_background", "render_heldout_scene",
            "export_heldout"]
@@ -172,16 +173,8 @@ def render_heldout_scene(rng: np.random.Generator | int, size: int = 224,
     not in the masks.
     """
     g = _rng(rng)
-    n = int(g.integers(1, 4)) if n_objects is None else int(n_objects)
-    if not 1 <= n <= len(COLORS) * len(SHAPES):
-        raise ValueError(f"n_objects must be between 1 and 36, got {n}")
-    pairs = g.choice(len(COLORS) * len(SHAPES), size=n, replace=False)
+    pairs, background = draw_objects(g, n_objects, background, world, HELDOUT_BACKGROUNDS)
     names = list(COLORS)
-    if background is None:
-        background = heldout_world_background(g, [SHAPES[p % len(SHAPES)] for p in pairs], world)
-    elif background not in HELDOUT_BACKGROUNDS:
-        raise ValueError(f"unknown background {background!r}; "
-                         f"choose from {', '.join(HELDOUT_BACKGROUNDS)}")
     img = _heldout_background(g, size, background)
     owner = np.full((size, size), -1, dtype=np.int16)
     scale = size / 128

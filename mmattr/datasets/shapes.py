@@ -72,6 +72,24 @@ def world_background(rng: np.random.Generator, shapes: list[str], world: str = "
     raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
 
 
+def draw_objects(g: np.random.Generator, n_objects: int | None, background: str | None,
+                 world: str, kinds: tuple[str, ...] | list[str] | None = None
+                 ) -> tuple[np.ndarray, str]:
+    """A scene's objects (indices into colour × shape, 1-3 unless `n_objects`) and its
+    background kind (given, else drawn by `world_background` over `kinds`): the first draws
+    of every renderer, in one order, so a seed means the same objects everywhere."""
+    kinds = list(BACKGROUNDS if kinds is None else kinds)
+    n = int(g.integers(1, 4)) if n_objects is None else int(n_objects)
+    if not 1 <= n <= len(COLORS) * len(SHAPES):
+        raise ValueError(f"n_objects must be between 1 and 36, got {n}")
+    pairs = g.choice(len(COLORS) * len(SHAPES), size=n, replace=False)
+    if background is None:
+        background = world_background(g, [SHAPES[p % len(SHAPES)] for p in pairs], world, kinds)
+    elif background not in kinds:
+        raise ValueError(f"unknown background {background!r}; choose from {', '.join(kinds)}")
+    return pairs, background
+
+
 @dataclass
 class Scene:
     """One rendered image with the visible mask and caption of each object."""
@@ -197,15 +215,8 @@ def render_scene(rng: np.random.Generator | int, size: int = 224, n_objects: int
     Scene with a (size, size, 3) uint8 image and the visible mask of each object.
     """
     g = _rng(rng)
-    n = int(g.integers(1, 4)) if n_objects is None else int(n_objects)
-    if not 1 <= n <= len(COLORS) * len(SHAPES):
-        raise ValueError(f"n_objects must be between 1 and 36, got {n}")
-    pairs = g.choice(len(COLORS) * len(SHAPES), size=n, replace=False)
+    pairs, background = draw_objects(g, n_objects, background, world)
     names = list(COLORS)
-    if background is None:
-        background = world_background(g, [SHAPES[p % len(SHAPES)] for p in pairs], world)
-    elif background not in BACKGROUNDS:
-        raise ValueError(f"unknown background {background!r}; choose from {', '.join(BACKGROUNDS)}")
     img = _background(g, size, BACKGROUNDS.index(background))
     owner = np.full((size, size), -1, dtype=np.int16)
     placed: list[tuple[float, float, float]] = []
